@@ -1,0 +1,238 @@
+//! Per-route buffers and the policy deciding when they become objects.
+//!
+//! A route is where a record goes: a table partition for good records, a
+//! table and error category for failed ones. Each route has at most one open
+//! buffer; it is flushed whole, which is what lets an intent describe an
+//! object by its route and per-shard position range.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::Position;
+use crate::encode::errors::{ErrorObject, ErrorRecord};
+use crate::encode::parquet::ParquetObject;
+use crate::error::Result;
+use crate::transform::ErrorCategory;
+
+/// What a buffer turns into.
+pub enum Payload {
+    Data(Box<ParquetObject>),
+    Errors(ErrorObject),
+}
+
+/// What a buffered record is before it is encoded.
+pub enum Pending {
+    Row {
+        value: serde_json::Value,
+        input_bytes: usize,
+    },
+    Error(Box<ErrorRecord>),
+}
+
+/// Which object a route produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Partition path of a table.
+    Data { table: usize, partition: String },
+    /// Error category of a table (None: unrouted).
+    Errors {
+        table: Option<usize>,
+        category: ErrorCategory,
+    },
+}
+
+pub struct Buffer {
+    pub kind: RouteKind,
+    pub payload: Payload,
+    /// When the first record arrived (for the interval flush).
+    pub opened: Instant,
+    /// Wall-clock time of the first record, for error object paths.
+    pub opened_ms: i64,
+    /// shard -> first and last position of the records held.
+    pub ranges: BTreeMap<Arc<str>, (Position, Position)>,
+    /// Records waiting to be encoded by the parallel append step.
+    pub pending: Vec<Pending>,
+}
+
+impl Buffer {
+    pub fn new(kind: RouteKind, payload: Payload, opened_ms: i64) -> Self {
+        Buffer {
+            kind,
+            payload,
+            opened: Instant::now(),
+            opened_ms,
+            ranges: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn note_position(&mut self, shard: &Arc<str>, pos: Position) {
+        self.ranges
+            .entry(shard.clone())
+            .and_modify(|r| {
+                r.0 = r.0.min(pos);
+                r.1 = r.1.max(pos);
+            })
+            .or_insert((pos, pos));
+    }
+
+    /// Encode the pending records.
+    pub fn drain_pending(&mut self) -> Result<()> {
+        for p in self.pending.drain(..) {
+            match (&mut self.payload, p) {
+                (Payload::Data(o), Pending::Row { value, input_bytes }) => {
+                    o.append(&value, input_bytes)?
+                }
+                (Payload::Errors(o), Pending::Error(rec)) => o.append(&rec)?,
+                // Routes are typed by kind, so a mismatch is a bug, not bad data.
+                _ => unreachable!("record kind does not match its route's payload"),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        match &self.payload {
+            Payload::Data(o) => o.rows(),
+            Payload::Errors(o) => o.rows(),
+        }
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        match &self.payload {
+            Payload::Data(o) => o.memory_bytes(),
+            Payload::Errors(o) => o.memory_bytes(),
+        }
+    }
+
+    pub fn encoded_bytes(&self) -> usize {
+        match &self.payload {
+            Payload::Data(o) => o.encoded_bytes(),
+            Payload::Errors(o) => o.encoded_bytes(),
+        }
+    }
+}
+
+/// Why buffers are flushed (for logs and the summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushReason {
+    Size,
+    Interval,
+    MemoryCap,
+    Shutdown,
+}
+
+/// Flush thresholds.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub size_bytes: usize,
+    pub interval: Duration,
+    pub memory_cap: usize,
+}
+
+/// Which routes to flush now, and why. Shutdown flushes are chosen by the
+/// caller; this covers size, interval and the memory cap (largest first,
+/// down to half the cap so the next records do not trigger it again at once).
+pub fn select(
+    buffers: &HashMap<String, Buffer>,
+    policy: &Policy,
+    now: Instant,
+) -> Vec<(String, FlushReason)> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for (route, b) in buffers {
+        if b.encoded_bytes() >= policy.size_bytes {
+            out.push((route.clone(), FlushReason::Size));
+        } else if now.duration_since(b.opened) >= policy.interval {
+            out.push((route.clone(), FlushReason::Interval));
+        } else {
+            total += b.memory_bytes();
+        }
+    }
+    if total > policy.memory_cap {
+        let mut rest: Vec<(&String, usize)> = buffers
+            .iter()
+            .filter(|(r, _)| !out.iter().any(|(o, _)| o == *r))
+            .map(|(r, b)| (r, b.memory_bytes()))
+            .collect();
+        rest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        for (route, mem) in rest {
+            if total <= policy.memory_cap / 2 {
+                break;
+            }
+            total -= mem;
+            out.push((route.clone(), FlushReason::MemoryCap));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_buffer(bytes: usize) -> Buffer {
+        let mut o = ErrorObject::new();
+        // incompressible text so encoded size tracks input
+        let mut seed = bytes as u64 + 1;
+        let msg: String = (0..bytes)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (b'a' + ((seed >> 33) % 26) as u8) as char
+            })
+            .collect();
+        let rec = ErrorRecord {
+            attempts_made: 1,
+            arrival_timestamp: 0,
+            error_code: "invalid_json".into(),
+            error_message: msg,
+            raw_data: String::new(),
+            sequence_number: "0".into(),
+            sub_sequence_number: 0,
+            stream: "s".into(),
+            shard_id: "f".into(),
+            table: None,
+            details: vec![],
+            masked_fields: vec![],
+        };
+        o.append(&rec).unwrap();
+        Buffer::new(
+            RouteKind::Errors {
+                table: None,
+                category: ErrorCategory::InvalidJson,
+            },
+            Payload::Errors(o),
+            0,
+        )
+    }
+
+    #[test]
+    fn policy_table() {
+        let now = Instant::now();
+        let mut m = HashMap::new();
+        m.insert("small".to_string(), err_buffer(10));
+        m.insert("big".to_string(), err_buffer(200_000));
+        let cases = [
+            // (size limit, interval, cap, expected flushed routes)
+            (usize::MAX, Duration::from_secs(3600), usize::MAX, vec![]),
+            (50_000, Duration::from_secs(3600), usize::MAX, vec!["big"]),
+            // interval 0: everything is due
+            (usize::MAX, Duration::ZERO, usize::MAX, vec!["big", "small"]),
+            // over the cap: the largest goes first, and that suffices
+            (usize::MAX, Duration::from_secs(3600), 150_000, vec!["big"]),
+        ];
+        for (size, interval, cap, want) in cases {
+            let p = Policy {
+                size_bytes: size,
+                interval,
+                memory_cap: cap,
+            };
+            let mut got: Vec<String> = select(&m, &p, now).into_iter().map(|(r, _)| r).collect();
+            got.sort();
+            assert_eq!(got, want, "size {size} interval {interval:?} cap {cap}");
+        }
+    }
+}

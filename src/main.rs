@@ -1,0 +1,395 @@
+//! The `lakehose` command line. anyhow lives here only: library errors are
+//! typed, and this edge turns them into one line and a non-zero exit.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use lakehose::buffer::Policy;
+use lakehose::catalog::LakeCatalog;
+use lakehose::checkpoint::local::LocalCheckpointStore;
+use lakehose::checkpoint::CheckpointStore;
+use lakehose::config::Config;
+use lakehose::gen::{self, EventKind, GenOptions};
+use lakehose::pipeline::{Pipeline, PipelineOptions};
+use lakehose::schema::{glue, Registry};
+use lakehose::sink::{LocalStore, ObjectStore};
+use lakehose::source::file::FileSource;
+use lakehose::source::Source;
+use lakehose::summary::Summary;
+use lakehose::transform::{Routing, Transformer};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "lakehose",
+    version,
+    about = "Events in, validated and masked Parquet lake out, exactly once"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline: read NDJSON, write the lake, then exit at end of input.
+    Run(RunArgs),
+    /// Write generated example events (NDJSON) to stdout or a file.
+    Gen(GenArgs),
+    /// Print what a table's schema becomes in Glue or Athena.
+    Schema {
+        #[command(subcommand)]
+        what: SchemaCommand,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML config file; without it, the embedded default is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// NDJSON input file, or "-" for stdin (overrides input.path).
+    #[arg(long)]
+    input: Option<String>,
+    /// Lake directory (overrides `lake`).
+    #[arg(long)]
+    lake: Option<PathBuf>,
+    /// Schemas directory (overrides `schemas`).
+    #[arg(long)]
+    schemas: Option<PathBuf>,
+    /// Table for every record (overrides input.table).
+    #[arg(long)]
+    table: Option<String>,
+    /// Route by this field's value instead of a fixed table (overrides input.route_field).
+    #[arg(long)]
+    route_field: Option<String>,
+    /// Value of the `source` column (overrides input.source).
+    #[arg(long)]
+    source: Option<String>,
+    /// Buffer interval in seconds (overrides buffer.interval_seconds).
+    #[arg(long)]
+    buffer_interval: Option<u64>,
+    /// Buffer size in MiB (overrides buffer.size_mib).
+    #[arg(long)]
+    buffer_size: Option<u64>,
+    /// Global buffer memory cap in MiB (overrides buffer.memory_cap_mib).
+    #[arg(long)]
+    memory_cap: Option<u64>,
+    /// Use a fixed, public masking key when none is configured: local trials only.
+    #[arg(long)]
+    insecure_dev_key: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Taxi,
+    Clicks,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Which events.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// How many lines.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Fraction of records broken in assorted ways.
+    #[arg(long, default_value_t = 0.0)]
+    bad: f64,
+    /// Fraction of records repeating an earlier one (producer retries).
+    #[arg(long, default_value_t = 0.0)]
+    dup: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Timestamps as RFC 3339 only, instead of mixed formats.
+    #[arg(long)]
+    iso_ts: bool,
+    /// Output file (default stdout).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// The Glue TableInput JSON of a table.
+    Glue(SchemaArgs),
+    /// The Athena CREATE EXTERNAL TABLE statement of a table.
+    Ddl(SchemaArgs),
+    /// The tables of the schemas directory.
+    List(SchemaArgs),
+}
+
+#[derive(Args)]
+struct SchemaArgs {
+    /// Table name.
+    table: Option<String>,
+    #[arg(long, default_value = "schemas")]
+    schemas: PathBuf,
+    /// Base location of the lake, e.g. s3://bucket/prefix/.
+    #[arg(long, default_value = glue::EXAMPLE_LOCATION)]
+    location: String,
+    /// Glue database.
+    #[arg(long, default_value = "lakehose")]
+    database: String,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAKEHOSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Gen(a) => generate(a),
+        Command::Schema { what } => schema(what),
+    };
+    if let Err(e) = result {
+        eprintln!("lakehose: error: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(v) = a.input {
+        cfg.input.path = v;
+    }
+    if let Some(v) = a.lake {
+        cfg.lake = v;
+    }
+    if let Some(v) = a.schemas {
+        cfg.schemas = v;
+    }
+    if let Some(v) = a.table {
+        cfg.input.table = v;
+    }
+    if let Some(v) = a.route_field {
+        cfg.input.route_field = Some(v);
+    }
+    if let Some(v) = a.source {
+        cfg.input.source = Some(v);
+    }
+    if let Some(v) = a.buffer_interval {
+        cfg.buffer.interval_seconds = v;
+    }
+    if let Some(v) = a.buffer_size {
+        cfg.buffer.size_mib = v.max(1);
+    }
+    if let Some(v) = a.memory_cap {
+        cfg.buffer.memory_cap_mib = v.max(1);
+    }
+    cfg.mask.insecure_dev_key |= a.insecure_dev_key;
+
+    let registry = Arc::new(Registry::load_dir(&cfg.schemas)?);
+    let routing = match &cfg.input.route_field {
+        Some(f) => Routing::Field(f.clone()),
+        None => {
+            registry.require(&cfg.input.table)?;
+            Routing::Fixed(registry.index_of(&cfg.input.table).unwrap_or_default())
+        }
+    };
+    let needs_key = registry.tables().iter().any(|t| !t.ext.mask.is_empty());
+    let key = if needs_key {
+        cfg.mask_key()?
+    } else {
+        Vec::new()
+    };
+    if needs_key && key == lakehose::config::INSECURE_DEV_KEY {
+        eprintln!("lakehose: warning: using the insecure development masking key; hashed values are not protected");
+    }
+    let source = FileSource::open(
+        &cfg.input.path,
+        cfg.input.source.clone(),
+        cfg.input.max_record_bytes,
+    )?;
+    let store = Arc::new(LocalStore::open(&cfg.lake)?);
+    let base_location = cfg
+        .catalog
+        .location
+        .clone()
+        .unwrap_or_else(|| store.url(&cfg.prefix));
+    let catalog = Arc::new(LakeCatalog::new(
+        store.clone(),
+        &cfg.catalog.database,
+        &base_location,
+    ));
+    let checkpoints: Option<Box<dyn CheckpointStore>> = if source.resumable() {
+        let file = store
+            .root()
+            .join("_lakehose/checkpoints")
+            .join(sanitize(&cfg.app_name))
+            .join(format!("{}.json", sanitize(source.id())));
+        Some(Box::new(LocalCheckpointStore::new(file)))
+    } else {
+        None
+    };
+    let transformer = Arc::new(
+        Transformer::new(
+            registry.clone(),
+            &key,
+            routing,
+            source.name().to_owned(),
+            cfg.input.max_record_bytes,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let policy = Policy {
+        size_bytes: (cfg.buffer.size_mib * 1024 * 1024) as usize,
+        interval: Duration::from_secs(cfg.buffer.interval_seconds),
+        memory_cap: (cfg.buffer.memory_cap_mib * 1024 * 1024) as usize,
+    };
+    let mut pipeline = Pipeline::new(
+        transformer,
+        store.clone(),
+        catalog,
+        checkpoints,
+        PipelineOptions {
+            policy,
+            prefix: cfg.prefix.clone(),
+        },
+    )?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let bar =
+        (!a.quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.size_hint()));
+    let result = pipeline.run(Box::new(source), stop, |s: &Summary| {
+        if let Some(b) = &bar {
+            b.set_position(s.bytes_in);
+            b.set_message(format!(
+                "{} records, {} errored",
+                s.records_in,
+                s.errored_total()
+            ));
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = &pipeline.summary;
+    print!("{}", summary.render());
+    if let Some(p) = &a.summary_json {
+        let text = serde_json::to_string_pretty(summary)?;
+        std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    result?;
+    Ok(())
+}
+
+fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match size {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A file name from an id like `file:/a/b.ndjson`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn generate(a: GenArgs) -> anyhow::Result<()> {
+    let opts = GenOptions {
+        kind: match a.kind {
+            Kind::Taxi => EventKind::Taxi,
+            Kind::Clicks => EventKind::Clicks,
+        },
+        count: a.count,
+        seed: a.seed,
+        bad: a.bad,
+        dup: a.dup,
+        mixed_ts: !a.iso_ts,
+    };
+    let stats = match &a.output {
+        Some(p) => {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            );
+            let s = gen::generate(&opts, &mut f)?;
+            f.flush()?;
+            s
+        }
+        None => gen::generate(&opts, &mut std::io::stdout().lock())?,
+    };
+    if a.output.is_some() {
+        eprintln!(
+            "generated {} lines: {} valid, {} duplicates, broken {:?}",
+            stats.total, stats.valid, stats.duplicates, stats.broken
+        );
+    }
+    Ok(())
+}
+
+fn schema(what: SchemaCommand) -> anyhow::Result<()> {
+    let (a, kind) = match what {
+        SchemaCommand::Glue(a) => (a, "glue"),
+        SchemaCommand::Ddl(a) => (a, "ddl"),
+        SchemaCommand::List(a) => (a, "list"),
+    };
+    let registry = Registry::load_dir(&a.schemas)?;
+    if kind == "list" {
+        for t in registry.tables() {
+            println!("{}\t{}", t.name, t.path.display());
+        }
+        return Ok(());
+    }
+    let Some(name) = a.table else {
+        bail!("name a table (known: {})", registry.names().join(", "));
+    };
+    let t = registry.require(&name)?;
+    match kind {
+        "glue" => println!(
+            "{}",
+            serde_json::to_string_pretty(&glue::table_input(t, &a.location))?
+        ),
+        _ => print!("{}", glue::ddl(t, &a.database, &a.location)),
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Hive-style partition paths: `year=YYYY/month=MM/day=DD/hour=HH` from the
+//! event time in UTC, then one `<key>=<value>` per declared partition field.
+//!
+//! Partition assignment is a pure function of the record: the exactly-once
+//! recovery relies on it (see `checkpoint`).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::schema::TableSchema;
+use crate::transform::timestamp::utc_parts;
+
+/// Hive's value for a missing or null partition field.
+pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The time part only: `year=YYYY/month=MM/day=DD/hour=HH`.
+pub fn time_path(ms: i64) -> String {
+    let (y, m, d, h) = utc_parts(ms);
+    format!("year={y:04}/month={m:02}/day={d:02}/hour={h:02}")
+}
+
+/// Full partition path of a transformed record (no leading or trailing '/').
+pub fn partition_path(t: &TableSchema, event_ms: i64, record: &Value) -> String {
+    let mut out = time_path(event_ms);
+    for p in &t.ext.partition {
+        out.push('/');
+        out.push_str(&p.name);
+        out.push('=');
+        match record.get(&p.field) {
+            None | Some(Value::Null) => out.push_str(DEFAULT_PARTITION),
+            Some(Value::String(s)) => escape_into(&mut out, s),
+            Some(other) => escape_into(&mut out, &other.to_string()),
+        }
+    }
+    out
+}
+
+/// Partition values in key order, parsed back from a path.
+pub fn values_of(path: &str) -> Vec<String> {
+    path.split('/')
+        .map(|kv| kv.split_once('=').map(|(_, v)| v).unwrap_or(kv).to_owned())
+        .collect()
+}
+
+/// Hive's escaping (FileUtils.escapePathName): characters that would break
+/// a path or an S3 key become `%XX`.
+fn escape_into(out: &mut String, s: &str) {
+    if s.is_empty() {
+        out.push_str(DEFAULT_PARTITION);
+        return;
+    }
+    for c in s.chars() {
+        let needs = c.is_control()
+            || matches!(
+                c,
+                '"' | '#'
+                    | '%'
+                    | '\''
+                    | '*'
+                    | '/'
+                    | ':'
+                    | '='
+                    | '?'
+                    | '\\'
+                    | '\u{7f}'
+                    | '{'
+                    | '['
+                    | ']'
+                    | '^'
+            );
+        if needs {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn table() -> TableSchema {
+        let s = json!({"type": "object", "properties": {"VendorID": {}, "ts": {}},
+            "x-lakehose": {"table": "t", "event_time": "ts", "partition": [{"name": "vendor_id", "field": "VendorID"}]}});
+        TableSchema::from_value(s, "t", Path::new("t.json")).unwrap()
+    }
+
+    #[test]
+    fn paths() {
+        let t = table();
+        // 2024-03-01T05:12:33.123Z
+        let ms = 1_709_269_953_123;
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                json!({"VendorID": 2}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=2",
+            ),
+            (
+                json!({"VendorID": "a/b"}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=a%2Fb",
+            ),
+            (
+                json!({"VendorID": "x=y"}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=x%3Dy",
+            ),
+            // missing and null are Hive's default partition, not "null"
+            (
+                json!({}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=__HIVE_DEFAULT_PARTITION__",
+            ),
+            (
+                json!({"VendorID": null}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=__HIVE_DEFAULT_PARTITION__",
+            ),
+            (
+                json!({"VendorID": ""}),
+                "year=2024/month=03/day=01/hour=05/vendor_id=__HIVE_DEFAULT_PARTITION__",
+            ),
+        ];
+        for (rec, want) in cases {
+            assert_eq!(partition_path(&t, ms, &rec), want, "{rec}");
+        }
+    }
+
+    #[test]
+    fn time_paths() {
+        let cases = [
+            (0_i64, "year=1970/month=01/day=01/hour=00"),
+            (1_709_251_199_999, "year=2024/month=02/day=29/hour=23"), // leap day, last ms
+            (1_709_251_200_000, "year=2024/month=03/day=01/hour=00"),
+            (-1, "year=1969/month=12/day=31/hour=23"), // before the epoch
+        ];
+        for (ms, want) in cases {
+            assert_eq!(time_path(ms), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn values_round_trip() {
+        assert_eq!(
+            values_of("year=2024/month=03/day=01/hour=05/vendor_id=2"),
+            ["2024", "03", "01", "05", "2"]
+        );
+    }
+}

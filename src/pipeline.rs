@@ -1,0 +1,392 @@
+//! The run loop: source chunks -> parallel transform -> route to buffers ->
+//! parallel encode -> flush (catalog, intent, object, checkpoint).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use rayon::prelude::*;
+
+use crate::buffer::{self, Buffer, FlushReason, Payload, Pending, Policy, RouteKind};
+use crate::catalog::Catalog;
+use crate::checkpoint::{self, CheckpointState, CheckpointStore, Delivered, Intent, Position};
+use crate::encode::errors::{ErrorObject, ErrorRecord};
+use crate::encode::parquet::ParquetObject;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::partition::time_path;
+use crate::sink::ObjectStore;
+use crate::source::{Chunk, Source};
+use crate::summary::Summary;
+use crate::transform::{Outcome, Transformer};
+
+/// Chunks read ahead of the transform; bounds memory held by the reader.
+const READ_AHEAD: usize = 2;
+
+/// Everything a run needs, assembled by the caller (CLI or tests).
+pub struct Pipeline {
+    transformer: Arc<Transformer>,
+    store: Arc<dyn ObjectStore>,
+    catalog: Arc<dyn Catalog>,
+    /// None for sources that cannot resume (stdin): nothing to checkpoint.
+    checkpoints: Option<Box<dyn CheckpointStore>>,
+    policy: Policy,
+    prefix: String,
+    state: CheckpointState,
+    delivered: Delivered,
+    buffers: HashMap<String, Buffer>,
+    /// Per shard, where reading resumes after the last processed chunk.
+    read_next: BTreeMap<Arc<str>, Position>,
+    /// Unique per process, so object names never collide across writers.
+    instance: String,
+    counter: u64,
+    stream: String,
+    pub summary: Summary,
+}
+
+/// Settings of a run that are not components.
+pub struct PipelineOptions {
+    pub policy: Policy,
+    pub prefix: String,
+}
+
+impl Pipeline {
+    pub fn new(
+        transformer: Arc<Transformer>,
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        checkpoints: Option<Box<dyn CheckpointStore>>,
+        opts: PipelineOptions,
+    ) -> Result<Pipeline> {
+        for t in transformer.registry().tables() {
+            catalog.ensure_table(t)?;
+        }
+        let mut checkpoints = checkpoints;
+        let (state, delivered) = match checkpoints.as_deref_mut() {
+            Some(cp) => checkpoint::recover(cp, store.as_ref())?,
+            None => (CheckpointState::default(), Delivered::default()),
+        };
+        Ok(Pipeline {
+            transformer,
+            store,
+            catalog,
+            checkpoints,
+            policy: opts.policy,
+            prefix: opts.prefix,
+            state,
+            delivered,
+            buffers: HashMap::new(),
+            read_next: BTreeMap::new(),
+            instance: uuid::Uuid::now_v7().simple().to_string(),
+            counter: 0,
+            stream: String::new(),
+            summary: Summary::default(),
+        })
+    }
+
+    /// Run until the source is exhausted or `stop` is set, then flush
+    /// everything and checkpoint. `progress` is called after every chunk.
+    pub fn run(
+        &mut self,
+        source: Box<dyn Source>,
+        stop: Arc<AtomicBool>,
+        mut progress: impl FnMut(&Summary),
+    ) -> Result<()> {
+        let started = Instant::now();
+        self.stream = source.name().to_owned();
+        if !self.state.shards.is_empty() {
+            tracing::info!(shards = ?self.state.shards, "resuming from checkpoint");
+        }
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk>>(READ_AHEAD);
+        let resume = self.state.clone();
+        let reader_stop = stop.clone();
+        let reader = std::thread::Builder::new()
+            .name("lakehose-source".into())
+            .spawn(move || {
+                let tx2 = tx.clone();
+                if let Err(e) = source.run(&resume, tx, reader_stop) {
+                    let _ = tx2.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Input {
+                path: "source thread".into(),
+                source: e,
+            })?;
+        let result = self.main_loop(&rx, &stop, &mut progress);
+        // On error, still write what is buffered: it is valid and checkpointed
+        // consistently, and a restart resumes after it.
+        let flushed = self.flush_all(FlushReason::Shutdown);
+        self.summary.elapsed = started.elapsed();
+        drop(rx);
+        if result.is_ok() && flushed.is_ok() {
+            // A reader blocked on stdin cannot be woken: detach rather than hang.
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+        progress(&self.summary);
+        result.and(flushed)
+    }
+
+    fn main_loop(
+        &mut self,
+        rx: &crossbeam_channel::Receiver<Result<Chunk>>,
+        stop: &AtomicBool,
+        progress: &mut impl FnMut(&Summary),
+    ) -> Result<()> {
+        let tick =
+            Duration::from_millis(500).min(self.policy.interval.max(Duration::from_millis(10)));
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                // Take what was already read, then stop.
+                while let Ok(msg) = rx.try_recv() {
+                    self.process(msg?)?;
+                }
+                return Ok(());
+            }
+            match rx.recv_timeout(tick) {
+                Ok(msg) => {
+                    self.process(msg?)?;
+                    progress(&self.summary);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            self.flush_due()?;
+        }
+    }
+
+    /// Transform a chunk in parallel, route its records, encode in parallel.
+    fn process(&mut self, chunk: Chunk) -> Result<()> {
+        let t = &self.transformer;
+        let outcomes: Vec<Outcome> = (0..chunk.records.len())
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|i| t.transform(chunk.record(i), chunk.arrival_ms))
+            .collect();
+        let registry = self.transformer.registry().clone();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let pos = chunk.records[i].2;
+            self.summary.records_in += 1;
+            let (route, kind, pending) = match outcome {
+                Outcome::Ok(tr) => {
+                    let table = registry.by_index(tr.table);
+                    let route = format!("{}/{}", table.name, tr.partition);
+                    let kind = RouteKind::Data {
+                        table: tr.table,
+                        partition: tr.partition,
+                    };
+                    (
+                        route,
+                        kind,
+                        Pending::Row {
+                            value: tr.value,
+                            input_bytes: tr.input_bytes,
+                        },
+                    )
+                }
+                Outcome::Failed(f) => {
+                    let table_name = f.table.map(|t| registry.by_index(t).name.clone());
+                    let route = format!(
+                        "errors/{}/{}",
+                        table_name.as_deref().unwrap_or("_unrouted"),
+                        f.category
+                    );
+                    let rec = ErrorRecord {
+                        attempts_made: 1,
+                        arrival_timestamp: chunk.arrival_ms,
+                        error_code: f.category.as_str().to_owned(),
+                        error_message: f.message,
+                        raw_data: ErrorRecord::encode_raw(&f.data),
+                        sequence_number: pos.seq_text(),
+                        sub_sequence_number: pos.sub,
+                        stream: self.stream.clone(),
+                        shard_id: chunk.shard.to_string(),
+                        table: table_name,
+                        details: f.details,
+                        masked_fields: f.masked_fields,
+                    };
+                    let kind = RouteKind::Errors {
+                        table: f.table,
+                        category: f.category,
+                    };
+                    (route, kind, Pending::Error(Box::new(rec)))
+                }
+            };
+            if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {
+                self.summary.skipped_delivered += 1;
+                continue;
+            }
+            match &kind {
+                RouteKind::Data { .. } => self.summary.written += 1,
+                RouteKind::Errors { category, .. } => {
+                    *self.summary.errored.entry(category.as_str()).or_default() += 1
+                }
+            }
+            let buf = match self.buffers.get_mut(&route) {
+                Some(b) => b,
+                None => {
+                    let payload = match &kind {
+                        RouteKind::Data { table, .. } => {
+                            Payload::Data(Box::new(ParquetObject::new(registry.by_index(*table))?))
+                        }
+                        RouteKind::Errors { .. } => Payload::Errors(ErrorObject::new()),
+                    };
+                    self.buffers.entry(route.clone()).or_insert(Buffer::new(
+                        kind,
+                        payload,
+                        chunk.arrival_ms,
+                    ))
+                }
+            };
+            buf.note_position(&chunk.shard, pos);
+            buf.pending.push(pending);
+        }
+        self.read_next.insert(chunk.shard.clone(), chunk.next);
+        self.summary.bytes_in += chunk.consumed;
+        let mut busy: Vec<&mut Buffer> = self
+            .buffers
+            .values_mut()
+            .filter(|b| !b.pending.is_empty())
+            .collect();
+        busy.par_iter_mut().try_for_each(|b| b.drain_pending())?;
+        Ok(())
+    }
+
+    fn flush_due(&mut self) -> Result<()> {
+        let due = buffer::select(&self.buffers, &self.policy, Instant::now());
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.flush(due)
+    }
+
+    fn flush_all(&mut self, reason: FlushReason) -> Result<()> {
+        let all: Vec<(String, FlushReason)> =
+            self.buffers.keys().map(|k| (k.clone(), reason)).collect();
+        // Even with nothing buffered, the read position may have moved (blank
+        // lines, skipped records): record it.
+        self.flush(all)
+    }
+
+    /// Turn buffers into objects, in the order that keeps exactly-once:
+    /// register partitions, save intents, write objects, advance checkpoints.
+    fn flush(&mut self, routes: Vec<(String, FlushReason)>) -> Result<()> {
+        let registry = self.transformer.registry().clone();
+        let mut taken: Vec<(String, Buffer)> = routes
+            .iter()
+            .filter_map(|(r, _)| self.buffers.remove(r).map(|b| (r.clone(), b)))
+            .collect();
+        for (_, reason) in &routes {
+            *self
+                .summary
+                .flushes
+                .entry(format!("{reason:?}").to_lowercase())
+                .or_default() += 1;
+        }
+        taken.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut objects: Vec<(Intent, Vec<u8>, RouteKind)> = Vec::with_capacity(taken.len());
+        for (route, b) in &taken {
+            self.counter += 1;
+            let name = format!("part-{}-{:06}", self.instance, self.counter);
+            let key = match &b.kind {
+                RouteKind::Data { table, partition } => format!(
+                    "{}{}/{}/{}.snappy.parquet",
+                    self.prefix,
+                    registry.by_index(*table).name,
+                    partition,
+                    name
+                ),
+                RouteKind::Errors { .. } => format!(
+                    "{}{}/{}/{}.ndjson.gz",
+                    self.prefix,
+                    route,
+                    time_path(b.opened_ms),
+                    name
+                ),
+            };
+            let intent = Intent {
+                key,
+                route: route.clone(),
+                ranges: b.ranges.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
+            };
+            objects.push((intent, Vec::new(), b.kind.clone()));
+        }
+        // Encode (CPU-heavy) in parallel.
+        let encoded: Vec<Result<Vec<u8>>> = taken
+            .into_par_iter()
+            .map(|(_, b)| match b.payload {
+                Payload::Data(o) => o.finish(),
+                Payload::Errors(o) => o.finish(),
+            })
+            .collect();
+        for (slot, bytes) in objects.iter_mut().zip(encoded) {
+            slot.1 = bytes?;
+        }
+        // 1. Partitions are registered before any of their objects is visible.
+        let mut parts: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (_, _, kind) in &objects {
+            if let RouteKind::Data { table, partition } = kind {
+                parts.entry(*table).or_default().push(partition.clone());
+            }
+        }
+        for (table, ps) in &parts {
+            self.catalog
+                .register_partitions(registry.by_index(*table), ps)?;
+        }
+        // 2. Intents, so a crash after any object is written is recoverable.
+        if let Some(cp) = self.checkpoints.as_deref_mut() {
+            if !objects.is_empty() {
+                self.state
+                    .intents
+                    .extend(objects.iter().map(|o| o.0.clone()));
+                self.state.version = checkpoint::STATE_VERSION;
+                cp.save(&self.state)?;
+                failpoint::hit("after_intent");
+            }
+        }
+        // 3. Objects.
+        let store = self.store.clone();
+        objects.par_iter().try_for_each(|(intent, bytes, _)| {
+            store.put(&intent.key, bytes)?;
+            failpoint::hit("after_put");
+            Ok::<(), Error>(())
+        })?;
+        for (_, bytes, kind) in &objects {
+            self.summary.objects += 1;
+            self.summary.bytes_out += bytes.len() as u64;
+            match kind {
+                RouteKind::Data { .. } => self.summary.data_objects += 1,
+                RouteKind::Errors { .. } => self.summary.error_objects += 1,
+            }
+        }
+        // 4. Checkpoints: per shard, the lowest position still buffered, or
+        // where reading resumes when nothing of that shard is buffered.
+        if let Some(cp) = self.checkpoints.as_deref_mut() {
+            let mut marks: BTreeMap<String, Position> = self
+                .read_next
+                .iter()
+                .map(|(s, p)| (s.to_string(), *p))
+                .collect();
+            for b in self.buffers.values() {
+                for (shard, (first, _)) in &b.ranges {
+                    if let Some(m) = marks.get_mut(shard.as_ref()) {
+                        *m = (*m).min(*first);
+                    }
+                }
+            }
+            let changed = marks
+                .iter()
+                .any(|(s, p)| self.state.shards.get(s) != Some(p));
+            if changed || !objects.is_empty() {
+                self.state.shards.extend(marks);
+                self.state.prune();
+                failpoint::hit("before_commit");
+                cp.save(&self.state)?;
+            }
+        }
+        Ok(())
+    }
+}

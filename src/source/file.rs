@@ -1,0 +1,314 @@
+//! NDJSON from a file or stdin. A record's sequence number is the byte
+//! offset of its line, so a file's checkpoint is "resume at byte N".
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::{now_ms, Chunk, Source};
+use crate::checkpoint::{CheckpointState, Position};
+use crate::error::{Error, Result};
+
+/// The single shard of a file source.
+pub const FILE_SHARD: &str = "file";
+
+/// Bytes read per chunk.
+const READ_BYTES: usize = 4 * 1024 * 1024;
+
+pub struct FileSource {
+    /// None reads stdin.
+    path: Option<PathBuf>,
+    id: String,
+    name: String,
+    /// Lines longer than this are cut here and passed on (the transform
+    /// rejects them as too large), so one huge line cannot exhaust memory.
+    max_line: usize,
+}
+
+impl FileSource {
+    /// `path` "-" is stdin. Fails if the file cannot be opened.
+    pub fn open(path: &str, name: Option<String>, max_record_bytes: usize) -> Result<FileSource> {
+        let max_line = max_record_bytes.saturating_add(1024);
+        if path == "-" {
+            return Ok(FileSource {
+                path: None,
+                id: "stdin".into(),
+                name: name.unwrap_or_else(|| "stdin".into()),
+                max_line,
+            });
+        }
+        let p = PathBuf::from(path);
+        let abs = p.canonicalize().map_err(|source| Error::Input {
+            path: path.into(),
+            source,
+        })?;
+        if !abs.is_file() {
+            return Err(Error::Input {
+                path: path.into(),
+                source: std::io::Error::other("not a regular file"),
+            });
+        }
+        let default_name = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.to_owned());
+        Ok(FileSource {
+            id: format!("file:{}", abs.display()),
+            path: Some(abs),
+            name: name.unwrap_or(default_name),
+            max_line,
+        })
+    }
+}
+
+impl Source for FileSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn resumable(&self) -> bool {
+        self.path.is_some()
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.path
+            .as_ref()
+            .and_then(|p| p.metadata().ok())
+            .map(|m| m.len())
+    }
+
+    fn run(
+        self: Box<Self>,
+        resume: &CheckpointState,
+        tx: Sender<Result<Chunk>>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<()> {
+        let display = self
+            .path
+            .as_ref()
+            .map_or("stdin".to_string(), |p| p.display().to_string());
+        let io_err = |source: std::io::Error| Error::Input {
+            path: display.clone(),
+            source,
+        };
+        let mut start = 0u64;
+        let mut input: Box<dyn Read + Send> = match &self.path {
+            None => Box::new(std::io::stdin()),
+            Some(p) => {
+                let mut f = File::open(p).map_err(io_err)?;
+                if let Some(pos) = resume.shards.get(FILE_SHARD) {
+                    let len = f.metadata().map_err(io_err)?.len();
+                    start = u64::try_from(pos.seq).unwrap_or(u64::MAX);
+                    if start > len {
+                        return Err(io_err(std::io::Error::other(format!(
+                            "the checkpoint is at byte {start} but the file has {len} bytes: it was replaced or truncated; remove the checkpoint to start over"
+                        ))));
+                    }
+                    f.seek(SeekFrom::Start(start)).map_err(io_err)?;
+                }
+                Box::new(f)
+            }
+        };
+        let shard: Arc<str> = Arc::from(FILE_SHARD);
+        let mut carry: Vec<u8> = Vec::new();
+        // Offset of carry[0] in the input.
+        let mut offset = start;
+        // Skipping the tail of an over-long line.
+        let mut skipping = false;
+        let mut eof = false;
+        while !eof && !stop.load(Ordering::Relaxed) {
+            let mut buf = std::mem::take(&mut carry);
+            let old = buf.len();
+            buf.resize(old + READ_BYTES, 0);
+            let mut filled = old;
+            // Fill the block, or stop at end of input.
+            while filled < buf.len() {
+                match input.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        filled += n;
+                        // stdin: hand over what arrived rather than wait for a full block
+                        if self.path.is_none() && buf[old..filled].contains(&b'\n') {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err(e)),
+                }
+            }
+            buf.truncate(filled);
+            let mut chunk = Chunk {
+                shard: shard.clone(),
+                arrival_ms: now_ms(),
+                ..Default::default()
+            };
+            let mut line_start = 0usize;
+            let mut pos = 0usize;
+            while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
+                let end = pos + nl;
+                if skipping {
+                    skipping = false;
+                } else {
+                    push_line(&mut chunk, &buf, line_start, end, offset);
+                }
+                pos = end + 1;
+                line_start = pos;
+            }
+            let mut rest = buf.split_off(line_start);
+            if eof && !rest.is_empty() && !skipping {
+                // last line without a trailing newline
+                let n = rest.len();
+                let base = chunk.buf.len();
+                let at = offset + line_start as u64;
+                chunk.buf.extend_from_slice(&rest);
+                if let Some(rec) = record_range(&chunk.buf, base, base + n) {
+                    chunk
+                        .records
+                        .push((rec.0, rec.1, Position::new(at as u128, 0)));
+                }
+                rest.clear();
+                line_start += n;
+            } else if rest.len() > self.max_line && !skipping {
+                // An over-long line: pass on its head, drop the rest up to its newline.
+                let base = chunk.buf.len();
+                chunk.buf.extend_from_slice(&rest[..self.max_line]);
+                chunk.records.push((
+                    base,
+                    base + self.max_line,
+                    Position::new((offset + line_start as u64) as u128, 0),
+                ));
+                skipping = true;
+                line_start += rest.len();
+                rest.clear();
+            } else if skipping {
+                line_start += rest.len();
+                rest.clear();
+            }
+            offset += line_start as u64;
+            chunk.next = Position::new(offset as u128, 0);
+            chunk.consumed = line_start as u64;
+            carry = rest;
+            if chunk.consumed > 0 && tx.send(Ok(chunk)).is_err() {
+                break; // the pipeline is gone
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copy line `buf[a..b]` (without its newline) into the chunk, skipping
+/// blank lines and a trailing '\r'.
+fn push_line(chunk: &mut Chunk, buf: &[u8], a: usize, b: usize, offset: u64) {
+    let base = chunk.buf.len();
+    chunk.buf.extend_from_slice(&buf[a..b]);
+    if let Some((s, e)) = record_range(&chunk.buf, base, base + (b - a)) {
+        chunk
+            .records
+            .push((s, e, Position::new((offset + a as u64) as u128, 0)));
+    } else {
+        chunk.buf.truncate(base);
+    }
+}
+
+fn record_range(buf: &[u8], a: usize, mut b: usize) -> Option<(usize, usize)> {
+    if b > a && buf[b - 1] == b'\r' {
+        b -= 1;
+    }
+    if buf[a..b].iter().all(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    Some((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(content: &[u8], resume_at: Option<u128>, max: usize) -> Vec<(String, u128)> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.ndjson");
+        std::fs::write(&p, content).unwrap();
+        let src = FileSource::open(p.to_str().unwrap(), None, max).unwrap();
+        let mut st = CheckpointState::default();
+        if let Some(at) = resume_at {
+            st.shards.insert(FILE_SHARD.into(), Position::new(at, 0));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Box::new(src)
+            .run(&st, tx, Arc::new(AtomicBool::new(false)))
+            .unwrap();
+        let mut out = vec![];
+        let mut last_next = 0;
+        for c in rx {
+            let c = c.unwrap();
+            for i in 0..c.records.len() {
+                out.push((
+                    String::from_utf8_lossy(c.record(i)).into_owned(),
+                    c.records[i].2.seq,
+                ));
+            }
+            last_next = c.next.seq;
+        }
+        if !content.is_empty() && resume_at.is_none() {
+            assert_eq!(last_next, content.len() as u128, "next position is the end");
+        }
+        out
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn lines_and_offsets() {
+        let cases: Vec<(&[u8], Option<u128>, Vec<(&str, u128)>)> = vec![
+            (b"a\nbb\nccc\n", None, vec![("a", 0), ("bb", 2), ("ccc", 5)]),
+            // no trailing newline: the last line still counts
+            (b"a\nbb", None, vec![("a", 0), ("bb", 2)]),
+            // blank lines and CRLF
+            (b"a\r\n\n  \nb\n", None, vec![("a", 0), ("b", 7)]),
+            (b"", None, vec![]),
+            // resume at a checkpointed offset
+            (b"a\nbb\nccc\n", Some(5), vec![("ccc", 5)]),
+        ];
+        for (content, resume, want) in cases {
+            let got = read_all(content, resume, 1 << 20);
+            let want: Vec<(String, u128)> =
+                want.into_iter().map(|(s, o)| (s.to_string(), o)).collect();
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(content));
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "x".repeat(READ_BYTES * 2 + 10);
+        let content = format!("a\n{long}\nb\n");
+        let got = read_all(content.as_bytes(), None, 100);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1].0.len(), 100 + 1024);
+        assert_eq!(got[2], ("b".to_string(), (2 + long.len() + 1) as u128));
+    }
+
+    #[test]
+    fn checkpoint_past_the_end_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.ndjson");
+        std::fs::write(&p, b"a\n").unwrap();
+        let src = FileSource::open(p.to_str().unwrap(), None, 10).unwrap();
+        let mut st = CheckpointState::default();
+        st.shards.insert(FILE_SHARD.into(), Position::new(99, 0));
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let e = Box::new(src)
+            .run(&st, tx, Arc::new(AtomicBool::new(false)))
+            .unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+}

@@ -1,0 +1,396 @@
+//! Per-record transform: parse -> route -> validate -> timestamps ->
+//! source tag -> mask -> partition.
+//!
+//! A record that fails any step becomes a [`FailedRecord`] (data for the
+//! error prefix), never an `Err`: one bad record must not stop the rest.
+//! Failed records are masked too whenever they parse, so no raw PII is
+//! ever written anywhere.
+
+pub mod mask;
+pub mod timestamp;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::partition;
+use crate::schema::{Registry, TableSchema, SOURCE_COLUMN};
+use mask::{MaskKind, Masker};
+use timestamp::parse_timestamp;
+
+/// Why a record went to the error prefix. The names are the category folder
+/// names and the `errorCode` of error records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCategory {
+    InvalidJson,
+    SchemaViolation,
+    TimestampUnparseable,
+    Unrouted,
+    RecordTooLarge,
+}
+
+impl ErrorCategory {
+    pub const ALL: [ErrorCategory; 5] = [
+        ErrorCategory::InvalidJson,
+        ErrorCategory::SchemaViolation,
+        ErrorCategory::TimestampUnparseable,
+        ErrorCategory::Unrouted,
+        ErrorCategory::RecordTooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::InvalidJson => "invalid_json",
+            ErrorCategory::SchemaViolation => "schema_violation",
+            ErrorCategory::TimestampUnparseable => "timestamp_unparseable",
+            ErrorCategory::Unrouted => "unrouted",
+            ErrorCategory::RecordTooLarge => "record_too_large",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason a record failed: a JSON pointer into the record, the JSON
+/// Schema keyword (or `timestamp`), and a message that never quotes a
+/// sensitive value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Detail {
+    pub path: String,
+    pub keyword: String,
+    pub message: String,
+}
+
+/// A record that goes to the error prefix.
+#[derive(Debug, Clone)]
+pub struct FailedRecord {
+    /// Table index in the registry, or None when the record was not routed.
+    pub table: Option<usize>,
+    pub category: ErrorCategory,
+    pub message: String,
+    pub details: Vec<Detail>,
+    /// The record as stored: the original bytes when they do not parse,
+    /// else the parsed record with its sensitive fields masked.
+    pub data: Vec<u8>,
+    /// Mask paths already applied to `data` (so a replay does not mask twice).
+    pub masked_fields: Vec<String>,
+}
+
+/// A record ready for its partition's buffer.
+#[derive(Debug, Clone)]
+pub struct Transformed {
+    pub table: usize,
+    /// `year=YYYY/month=MM/day=DD/hour=HH/<key>=<value>...`
+    pub partition: String,
+    /// Validated record: timestamps as epoch-millis numbers, source tag
+    /// added, sensitive fields masked.
+    pub value: Value,
+    /// Size of the input record, used to account buffer memory.
+    pub input_bytes: usize,
+}
+
+/// Result of transforming one record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ok(Transformed),
+    Failed(FailedRecord),
+}
+
+/// How records find their table.
+#[derive(Debug, Clone)]
+pub enum Routing {
+    /// Every record goes to this table (index into the registry).
+    Fixed(usize),
+    /// The named top-level field holds the table name.
+    Field(String),
+}
+
+/// Everything the per-record transform needs; shared read-only by all
+/// worker threads.
+pub struct Transformer {
+    registry: Arc<Registry>,
+    maskers: Vec<Masker>,
+    /// Union of every table's mask rules, for records that reach no table:
+    /// their sensitive fields must not land in the error prefix either.
+    unrouted_masker: Masker,
+    routing: Routing,
+    source: String,
+    max_record_bytes: usize,
+}
+
+impl Transformer {
+    pub fn new(
+        registry: Arc<Registry>,
+        key: &[u8],
+        routing: Routing,
+        source: String,
+        max_record_bytes: usize,
+    ) -> Result<Transformer, String> {
+        let mut maskers = Vec::new();
+        let mut all_rules: Vec<(String, MaskKind)> = Vec::new();
+        for t in registry.tables() {
+            maskers
+                .push(Masker::new(key, &t.ext.mask).map_err(|e| format!("table {}: {e}", t.name))?);
+            for rule in &t.ext.mask {
+                if !all_rules.iter().any(|(p, _)| p == &rule.0) {
+                    all_rules.push(rule.clone());
+                }
+            }
+        }
+        let unrouted_masker = Masker::new(key, &all_rules)?;
+        Ok(Transformer {
+            registry,
+            maskers,
+            unrouted_masker,
+            routing,
+            source,
+            max_record_bytes,
+        })
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// `arrival_ms` is used as event time for tables that declare none.
+    pub fn transform(&self, raw: &[u8], arrival_ms: i64) -> Outcome {
+        let too_large = raw.len() > self.max_record_bytes;
+        let parsed: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let (category, message) = if too_large {
+                    (
+                        ErrorCategory::RecordTooLarge,
+                        self.too_large_message(raw.len()),
+                    )
+                } else {
+                    (ErrorCategory::InvalidJson, format!("invalid JSON: {e}"))
+                };
+                return Outcome::Failed(FailedRecord {
+                    // With a fixed table the record's table is known even unparsed.
+                    table: match self.routing {
+                        Routing::Fixed(t) => Some(t),
+                        Routing::Field(_) => None,
+                    },
+                    category,
+                    message,
+                    details: Vec::new(),
+                    data: raw.to_vec(),
+                    masked_fields: Vec::new(),
+                });
+            }
+        };
+        let table = match self.route(&parsed) {
+            Ok(t) => t,
+            Err(message) => {
+                return Outcome::Failed(self.failed(
+                    None,
+                    ErrorCategory::Unrouted,
+                    message,
+                    Vec::new(),
+                    parsed,
+                ))
+            }
+        };
+        if too_large {
+            let message = self.too_large_message(raw.len());
+            return Outcome::Failed(self.failed(
+                Some(table),
+                ErrorCategory::RecordTooLarge,
+                message,
+                Vec::new(),
+                parsed,
+            ));
+        }
+        let schema = self.registry.by_index(table);
+        let validator = schema.validator();
+        if !validator.is_valid(&parsed) {
+            let details = self.violations(schema, &parsed);
+            let message = format!(
+                "{} schema violation{}: {}",
+                details.len(),
+                if details.len() == 1 { "" } else { "s" },
+                details
+                    .iter()
+                    .map(|d| format!("{} ({})", d.path, d.keyword))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Outcome::Failed(self.failed(
+                Some(table),
+                ErrorCategory::SchemaViolation,
+                message,
+                details,
+                parsed,
+            ));
+        }
+        let mut value = parsed;
+        let mut event_ms = if schema.ext.event_time.is_none() {
+            Some(arrival_ms)
+        } else {
+            None
+        };
+        for path in &schema.ext.timestamps {
+            let is_event_time = schema.ext.event_time.as_deref() == Some(path.as_str());
+            let slot = lookup_mut(&mut value, path);
+            let ms = match slot {
+                Some(v) if !v.is_null() => match parse_timestamp(v, schema.ext.epoch_unit) {
+                    Ok(ms) => {
+                        *v = Value::from(ms);
+                        ms
+                    }
+                    Err(e) => {
+                        let detail = Detail {
+                            path: pointer(path),
+                            keyword: "timestamp".into(),
+                            message: e.to_string(),
+                        };
+                        return self.timestamp_failure(table, raw, detail);
+                    }
+                },
+                _ if is_event_time => {
+                    let detail = Detail {
+                        path: pointer(path),
+                        keyword: "timestamp".into(),
+                        message: "the event time field is missing or null".into(),
+                    };
+                    return self.timestamp_failure(table, raw, detail);
+                }
+                _ => continue,
+            };
+            if is_event_time {
+                event_ms = Some(ms);
+            }
+        }
+        if let Value::Object(map) = &mut value {
+            map.insert(SOURCE_COLUMN.to_owned(), Value::String(self.source.clone()));
+        }
+        self.maskers[table].apply(&mut value);
+        let partition = partition::partition_path(schema, event_ms.unwrap_or(arrival_ms), &value);
+        Outcome::Ok(Transformed {
+            table,
+            partition,
+            value,
+            input_bytes: raw.len(),
+        })
+    }
+
+    fn too_large_message(&self, len: usize) -> String {
+        format!(
+            "record is {len} bytes, over the limit of {} bytes (input.max_record_bytes)",
+            self.max_record_bytes
+        )
+    }
+
+    fn route(&self, v: &Value) -> Result<usize, String> {
+        match &self.routing {
+            Routing::Fixed(t) => Ok(*t),
+            Routing::Field(f) => match v.get(f) {
+                Some(Value::String(name)) => self.registry.index_of(name).ok_or_else(|| {
+                    format!("routing field {f:?} names {name:?}, which is no known table")
+                }),
+                Some(_) => Err(format!("routing field {f:?} is not a string")),
+                None => Err(format!("routing field {f:?} is missing")),
+            },
+        }
+    }
+
+    /// Every violation, with messages that do not quote sensitive values.
+    fn violations(&self, schema: &TableSchema, v: &Value) -> Vec<Detail> {
+        schema
+            .validator()
+            .iter_errors(v)
+            .map(|e| {
+                let path = e.instance_path().as_str().to_owned();
+                let message = if touches_masked(&path, &schema.ext.mask) {
+                    e.masked_with("<masked>").to_string()
+                } else {
+                    e.to_string()
+                };
+                Detail {
+                    keyword: e.kind().keyword().to_owned(),
+                    path,
+                    message,
+                }
+            })
+            .collect()
+    }
+
+    fn timestamp_failure(&self, table: usize, raw: &[u8], detail: Detail) -> Outcome {
+        // The value was partly rewritten already; store the record as it came.
+        let original: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+        let message = format!("{}: {}", detail.path, detail.message);
+        Outcome::Failed(self.failed(
+            Some(table),
+            ErrorCategory::TimestampUnparseable,
+            message,
+            vec![detail],
+            original,
+        ))
+    }
+
+    fn failed(
+        &self,
+        table: Option<usize>,
+        category: ErrorCategory,
+        message: String,
+        details: Vec<Detail>,
+        mut parsed: Value,
+    ) -> FailedRecord {
+        let masker = match table {
+            Some(t) => &self.maskers[t],
+            None => &self.unrouted_masker,
+        };
+        masker.apply(&mut parsed);
+        FailedRecord {
+            table,
+            category,
+            message,
+            details,
+            data: serde_json::to_vec(&parsed).unwrap_or_default(),
+            masked_fields: masker.rules().iter().map(|r| r.path.clone()).collect(),
+        }
+    }
+}
+
+/// `a.b.c` -> `/a/b/c` (JSON pointer, with `~` and `/` escaped).
+fn pointer(path: &str) -> String {
+    path.split('.')
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// Whether a violation at `instance_path` could quote a masked value: the
+/// path is a masked field, inside one, or contains one (the whole record
+/// included). Array indices are ignored, as masks apply to every element.
+fn touches_masked(instance_path: &str, mask: &[(String, MaskKind)]) -> bool {
+    let segs: Vec<&str> = instance_path
+        .split('/')
+        .skip(1)
+        .filter(|s| s.parse::<usize>().is_err())
+        .collect();
+    mask.iter().any(|(p, _)| {
+        let m: Vec<&str> = p.split('.').collect();
+        let n = segs.len().min(m.len());
+        segs[..n] == m[..n]
+    })
+}
+
+/// The value at a dotted path of objects, if any.
+fn lookup_mut<'a>(v: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(seg)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+#[cfg(test)]
+mod tests;
