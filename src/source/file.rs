@@ -148,76 +148,56 @@ impl Source for FileSource {
                 }
             }
             buf.truncate(filled);
-            let mut chunk = Chunk {
-                shard: shard.clone(),
-                arrival_ms: now_ms(),
-                ..Default::default()
-            };
+            let mut records = Vec::with_capacity(buf.len() / 512 + 1);
             let mut line_start = 0usize;
             let mut pos = 0usize;
             while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
                 let end = pos + nl;
                 if skipping {
                     skipping = false;
-                } else {
-                    push_line(&mut chunk, &buf, line_start, end, offset);
+                } else if let Some((a, b)) = record_range(&buf, line_start, end) {
+                    records.push((a, b, Position::new((offset + line_start as u64) as u128, 0)));
                 }
                 pos = end + 1;
                 line_start = pos;
             }
-            let mut rest = buf.split_off(line_start);
-            if eof && !rest.is_empty() && !skipping {
+            let tail = buf.len() - line_start;
+            if eof && tail > 0 && !skipping {
                 // last line without a trailing newline
-                let n = rest.len();
-                let base = chunk.buf.len();
-                let at = offset + line_start as u64;
-                chunk.buf.extend_from_slice(&rest);
-                if let Some(rec) = record_range(&chunk.buf, base, base + n) {
-                    chunk
-                        .records
-                        .push((rec.0, rec.1, Position::new(at as u128, 0)));
+                if let Some((a, b)) = record_range(&buf, line_start, buf.len()) {
+                    records.push((a, b, Position::new((offset + line_start as u64) as u128, 0)));
                 }
-                rest.clear();
-                line_start += n;
-            } else if rest.len() > self.max_line && !skipping {
+                line_start = buf.len();
+            } else if tail > self.max_line && !skipping {
                 // An over-long line: pass on its head, drop the rest up to its newline.
-                let base = chunk.buf.len();
-                chunk.buf.extend_from_slice(&rest[..self.max_line]);
-                chunk.records.push((
-                    base,
-                    base + self.max_line,
+                records.push((
+                    line_start,
+                    line_start + self.max_line,
                     Position::new((offset + line_start as u64) as u128, 0),
                 ));
                 skipping = true;
-                line_start += rest.len();
-                rest.clear();
+                line_start = buf.len();
             } else if skipping {
-                line_start += rest.len();
-                rest.clear();
+                line_start = buf.len();
             }
-            offset += line_start as u64;
-            chunk.next = Position::new(offset as u128, 0);
-            chunk.consumed = line_start as u64;
-            carry = rest;
+            // The unfinished line moves to the next block; records point into this one.
+            carry = buf[line_start..].to_vec();
+            let consumed = line_start;
+            buf.truncate(if records.is_empty() { 0 } else { consumed });
+            let chunk = Chunk {
+                shard: shard.clone(),
+                arrival_ms: now_ms(),
+                buf,
+                records,
+                next: Position::new((offset + consumed as u64) as u128, 0),
+                consumed: consumed as u64,
+            };
+            offset += consumed as u64;
             if chunk.consumed > 0 && tx.send(Ok(chunk)).is_err() {
                 break; // the pipeline is gone
             }
         }
         Ok(())
-    }
-}
-
-/// Copy line `buf[a..b]` (without its newline) into the chunk, skipping
-/// blank lines and a trailing '\r'.
-fn push_line(chunk: &mut Chunk, buf: &[u8], a: usize, b: usize, offset: u64) {
-    let base = chunk.buf.len();
-    chunk.buf.extend_from_slice(&buf[a..b]);
-    if let Some((s, e)) = record_range(&chunk.buf, base, base + (b - a)) {
-        chunk
-            .records
-            .push((s, e, Position::new((offset + a as u64) as u128, 0)));
-    } else {
-        chunk.buf.truncate(base);
     }
 }
 
