@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-1000000}
 RUNS=${RUNS:-3}
-CAP=${MEMORY_CAP_MIB:-256}
+CAP=${MEMORY_CAP_MIB:-512}
 T=${CARGO_TARGET_DIR:-$HOME/.cache/lakehose-target}
 BIN=$T/release/lakehose
 OUT=bench-out

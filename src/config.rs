@@ -13,7 +13,7 @@
 //! [buffer]
 //! size_mib = 128
 //! interval_seconds = 360
-//! memory_cap_mib = 256
+//! memory_cap_mib = 512
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ impl Default for InputConfig {
 
 /// Buffering per partition, Firehose style: an object is written when its
 /// buffer reaches `size_mib` or has been open for `interval_seconds`,
-/// whichever comes first; `memory_cap_mib` bounds all buffers together.
+/// whichever comes first; `memory_cap_mib` bounds the process's memory.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BufferConfig {
@@ -112,10 +112,13 @@ pub struct BufferConfig {
     /// arrived (Firehose's buffering interval; 0 flushes after every input
     /// chunk).
     pub interval_seconds: u64,
-    /// Global cap, in MiB, on memory held by all buffers together. When
-    /// reached, the largest buffers are flushed first until usage is back
-    /// under half the cap. Peak process memory stays near this figure plus
-    /// a small constant, whatever the input size.
+    /// Memory target for the whole process, in MiB. Buffers may hold three
+    /// quarters of it (measured as the input bytes of the records they hold,
+    /// an upper bound of their Arrow form); the rest is headroom for chunks
+    /// in flight and objects being encoded. When the buffers' share is
+    /// reached, the largest buffers are flushed first until they hold half
+    /// of it. Peak memory stays near this figure whatever the input size;
+    /// a lower cap means smaller objects when there are many partitions.
     pub memory_cap_mib: u64,
 }
 
@@ -124,7 +127,7 @@ impl Default for BufferConfig {
         BufferConfig {
             size_mib: 128,
             interval_seconds: 360,
-            memory_cap_mib: 256,
+            memory_cap_mib: 512,
         }
     }
 }

@@ -131,14 +131,21 @@ pub struct Policy {
     pub memory_cap: usize,
 }
 
+/// Share of the memory cap buffers may hold; the rest is headroom for what
+/// is in flight around them (chunks read ahead, a chunk's parsed records,
+/// objects being encoded), so the whole process stays near the cap.
+const BUFFER_SHARE_PERCENT: usize = 75;
+
 /// Which routes to flush now, and why. Shutdown flushes are chosen by the
 /// caller; this covers size, interval and the memory cap (largest first,
-/// down to half the cap so the next records do not trigger it again at once).
+/// down to half the buffers' share so the next records do not trigger it
+/// again at once).
 pub fn select(
     buffers: &HashMap<String, Buffer>,
     policy: &Policy,
     now: Instant,
 ) -> Vec<(String, FlushReason)> {
+    let buffer_cap = policy.memory_cap / 100 * BUFFER_SHARE_PERCENT;
     let mut out = Vec::new();
     let mut total = 0usize;
     for (route, b) in buffers {
@@ -150,7 +157,7 @@ pub fn select(
             total += b.memory_bytes();
         }
     }
-    if total > policy.memory_cap {
+    if total > buffer_cap {
         let mut rest: Vec<(&String, usize)> = buffers
             .iter()
             .filter(|(r, _)| !out.iter().any(|(o, _)| o == *r))
@@ -158,7 +165,7 @@ pub fn select(
             .collect();
         rest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         for (route, mem) in rest {
-            if total <= policy.memory_cap / 2 {
+            if total <= buffer_cap / 2 {
                 break;
             }
             total -= mem;
@@ -222,7 +229,7 @@ mod tests {
             // interval 0: everything is due
             (usize::MAX, Duration::ZERO, usize::MAX, vec!["big", "small"]),
             // over the cap: the largest goes first, and that suffices
-            (usize::MAX, Duration::from_secs(3600), 150_000, vec!["big"]),
+            (usize::MAX, Duration::from_secs(3600), 200_000, vec!["big"]),
         ];
         for (size, interval, cap, want) in cases {
             let p = Policy {
