@@ -14,7 +14,9 @@ use serde_json::Value;
 use crate::schema::columns::{list_item_field, struct_fields};
 use crate::schema::{Column, ColumnType};
 
-/// Appends JSON values of one column.
+/// Appends JSON values of one column. Builders start empty (arrow's default
+/// is room for 1024 values per column): with hundreds of open partitions the
+/// preallocation alone would cost tens of MiB.
 enum ColumnBuilder {
     Boolean(BooleanBuilder),
     Int64(Int64Builder),
@@ -38,13 +40,13 @@ enum ColumnBuilder {
 impl ColumnBuilder {
     fn new(ty: &ColumnType) -> Self {
         match ty {
-            ColumnType::Boolean => Self::Boolean(BooleanBuilder::new()),
-            ColumnType::Int64 => Self::Int64(Int64Builder::new()),
-            ColumnType::Float64 => Self::Float64(Float64Builder::new()),
-            ColumnType::Utf8 => Self::Utf8(StringBuilder::new()),
-            ColumnType::JsonText => Self::JsonText(StringBuilder::new()),
+            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(0)),
+            ColumnType::Int64 => Self::Int64(Int64Builder::with_capacity(0)),
+            ColumnType::Float64 => Self::Float64(Float64Builder::with_capacity(0)),
+            ColumnType::Utf8 => Self::Utf8(StringBuilder::with_capacity(0, 0)),
+            ColumnType::JsonText => Self::JsonText(StringBuilder::with_capacity(0, 0)),
             ColumnType::Timestamp => {
-                Self::Timestamp(TimestampMillisecondBuilder::new().with_timezone("UTC"))
+                Self::Timestamp(TimestampMillisecondBuilder::with_capacity(0).with_timezone("UTC"))
             }
             ColumnType::Struct(cols) => Self::Struct {
                 cols: cols.clone(),

@@ -79,8 +79,9 @@ impl ParquetObject {
     pub fn finish(mut self) -> Result<Vec<u8>> {
         let batch = self.rows.finish();
         let what = || format!("parquet object for {}", self.table);
-        let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
-            .map_err(|e| Error::encode(what(), e))?;
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
+                .map_err(|e| Error::encode(what(), e))?;
         writer.write(&batch).map_err(|e| Error::encode(what(), e))?;
         drop(batch);
         writer.into_inner().map_err(|e| Error::encode(what(), e))

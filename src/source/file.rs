@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 pub const FILE_SHARD: &str = "file";
 
 /// Bytes read per chunk.
-const READ_BYTES: usize = 4 * 1024 * 1024;
+const READ_BYTES: usize = 1024 * 1024;
 
 pub struct FileSource {
     /// None reads stdin.
