@@ -32,6 +32,12 @@ fn recover_and_check(lake: &Lake, input: &Path, exp: &Expected, what: &str) -> R
     let out = lake.run(input, &SMALL_BUFFERS);
     lake.assert_exactly_once(TABLE, exp);
     let before = lake.files();
+    // Recovery also removes what a put cut short left behind.
+    let leftovers: Vec<&String> = before.iter().filter(|f| helpers::is_temp(f)).collect();
+    assert!(
+        leftovers.is_empty(),
+        "{what}: temporaries left: {leftovers:?}"
+    );
     let again = lake.run(input, &SMALL_BUFFERS);
     assert_eq!(
         again.count("records_in"),

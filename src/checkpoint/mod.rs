@@ -150,7 +150,7 @@ impl Delivered {
 
 /// Load the state and sort its intents: those whose object exists become
 /// [`Delivered`] ranges (and stay in the state until the checkpoint passes
-/// them), the others are dropped.
+/// them), the others are dropped along with any half-written object.
 pub fn recover(
     store: &mut dyn CheckpointStore,
     objects: &dyn ObjectStore,
@@ -171,6 +171,8 @@ pub fn recover(
                     .push((shard.clone(), *first, *last));
             }
             kept.push(intent);
+        } else {
+            objects.discard_partial(&intent.key)?;
         }
     }
     state.intents = kept;

@@ -95,6 +95,24 @@ impl ObjectStore for LocalStore {
     fn url(&self, key: &str) -> String {
         format!("file://{}/{}", self.root.display(), key)
     }
+
+    fn discard_partial(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(());
+        };
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(()); // no directory, nothing half-written
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                fs::remove_file(entry.path())
+                    .map_err(|e| Error::sink(entry.path().display(), e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
@@ -133,6 +151,21 @@ mod tests {
         for bad in ["", "/abs", "a/../b", "./a"] {
             assert!(s.put(bad, b"z").is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn discard_partial_removes_only_that_keys_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        s.put("t/p/b.parquet", b"x").unwrap();
+        fs::write(dir.path().join("t/p/.a.parquet.tmp-1"), b"half").unwrap();
+        fs::write(dir.path().join("t/p/.b.parquet.tmp-2"), b"other").unwrap();
+        s.discard_partial("t/p/a.parquet").unwrap();
+        assert!(!dir.path().join("t/p/.a.parquet.tmp-1").exists());
+        assert!(dir.path().join("t/p/.b.parquet.tmp-2").exists());
+        assert!(s.exists("t/p/b.parquet").unwrap());
+        // a key whose directory never existed is fine
+        s.discard_partial("nope/x.parquet").unwrap();
     }
 
     #[test]

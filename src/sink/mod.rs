@@ -15,6 +15,11 @@ pub trait ObjectStore: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// URL of a key prefix as a catalog records it (`file:///...` or `s3://...`).
     fn url(&self, key: &str) -> String;
+    /// Remove what an interrupted `put` of `key` may have left behind
+    /// (recovery calls it for intents whose object never landed).
+    fn discard_partial(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub use local::LocalStore;
