@@ -304,8 +304,10 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let result = pipeline.run(Box::new(source), stop, |s: &Summary| {
         if let Some(b) = &bar {
             b.set_position(s.bytes_in);
+            let secs = b.elapsed().as_secs_f64().max(1e-3);
             b.set_message(format!(
-                "{} records, {} errored",
+                "{:.0} rec/s, {} records, {} errored",
+                s.records_in as f64 / secs,
                 s.records_in,
                 s.errored_total()
             ));
