@@ -219,12 +219,6 @@ impl Pipeline {
                 self.summary.skipped_delivered += 1;
                 continue;
             }
-            match &kind {
-                RouteKind::Data { .. } => self.summary.written += 1,
-                RouteKind::Errors { category, .. } => {
-                    *self.summary.errored.entry(category.as_str()).or_default() += 1
-                }
-            }
             let buf = match self.buffers.get_mut(&route) {
                 Some(b) => b,
                 None => {
@@ -287,7 +281,8 @@ impl Pipeline {
                 .or_default() += 1;
         }
         taken.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut objects: Vec<(Intent, Vec<u8>, RouteKind)> = Vec::with_capacity(taken.len());
+        // (intent, bytes, route kind, rows)
+        let mut objects: Vec<(Intent, Vec<u8>, RouteKind, u64)> = Vec::with_capacity(taken.len());
         for (route, b) in &taken {
             self.counter += 1;
             let name = format!("part-{}-{:06}", self.instance, self.counter);
@@ -312,7 +307,7 @@ impl Pipeline {
                 route: route.clone(),
                 ranges: b.ranges.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
             };
-            objects.push((intent, Vec::new(), b.kind.clone()));
+            objects.push((intent, Vec::new(), b.kind.clone(), b.rows()));
         }
         // Encode (CPU-heavy) in parallel.
         let encoded: Vec<Result<Vec<u8>>> = taken
@@ -327,7 +322,7 @@ impl Pipeline {
         }
         // 1. Partitions are registered before any of their objects is visible.
         let mut parts: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (_, _, kind) in &objects {
+        for (_, _, kind, _) in &objects {
             if let RouteKind::Data { table, partition } = kind {
                 parts.entry(*table).or_default().push(partition.clone());
             }
@@ -349,17 +344,25 @@ impl Pipeline {
         }
         // 3. Objects.
         let store = self.store.clone();
-        objects.par_iter().try_for_each(|(intent, bytes, _)| {
+        objects.par_iter().try_for_each(|(intent, bytes, _, _)| {
             store.put(&intent.key, bytes)?;
             failpoint::hit("after_put");
             Ok::<(), Error>(())
         })?;
-        for (_, bytes, kind) in &objects {
+        // Counted only now that the records are durable, so a failed run's
+        // summary never claims more than the lake holds.
+        for (_, bytes, kind, rows) in &objects {
             self.summary.objects += 1;
             self.summary.bytes_out += bytes.len() as u64;
             match kind {
-                RouteKind::Data { .. } => self.summary.data_objects += 1,
-                RouteKind::Errors { .. } => self.summary.error_objects += 1,
+                RouteKind::Data { .. } => {
+                    self.summary.data_objects += 1;
+                    self.summary.written += rows;
+                }
+                RouteKind::Errors { category, .. } => {
+                    self.summary.error_objects += 1;
+                    *self.summary.errored.entry(category.as_str()).or_default() += rows;
+                }
             }
         }
         // 4. Checkpoints: per shard, the lowest position still buffered, or
