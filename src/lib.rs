@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod gen;
 pub mod partition;
 pub mod pipeline;
+pub mod quarantine;
 pub mod schema;
 pub mod sink;
 pub mod source;

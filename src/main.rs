@@ -49,6 +49,37 @@ enum Command {
         #[command(subcommand)]
         what: SchemaCommand,
     },
+    /// Inspect the error prefix.
+    Errors {
+        #[command(subcommand)]
+        what: ErrorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErrorsCommand {
+    /// Per table and category: count, first and last arrival, top violated
+    /// fields with their JSON Schema keywords, one sample message.
+    Summary(ErrorsArgs),
+}
+
+#[derive(Args)]
+struct ErrorsArgs {
+    /// TOML config file (for `lake` and `prefix`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Lake directory (overrides `lake`).
+    #[arg(long)]
+    lake: Option<PathBuf>,
+    /// Only this table (`_unrouted` for records that reached none).
+    #[arg(long)]
+    table: Option<String>,
+    /// Only records that arrived at or after this time (RFC 3339, or epoch s/ms).
+    #[arg(long)]
+    since: Option<String>,
+    /// Print JSON instead of the report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +193,9 @@ fn main() {
         Command::Run(a) => run(a),
         Command::Gen(a) => generate(a),
         Command::Schema { what } => schema(what),
+        Command::Errors {
+            what: ErrorsCommand::Summary(a),
+        } => errors_summary(a),
     };
     if let Err(e) = result {
         eprintln!("lakehose: error: {}", one_line(&e));
@@ -323,6 +357,38 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
     }
     result?;
+    Ok(())
+}
+
+fn errors_summary(a: ErrorsArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(v) = a.lake {
+        cfg.lake = v;
+    }
+    if !cfg.lake.is_dir() {
+        bail!("lake {}: no such directory", cfg.lake.display());
+    }
+    let since_ms = match &a.since {
+        Some(t) => Some(
+            lakehose::transform::timestamp::parse_timestamp_str(t, Default::default())
+                .with_context(|| format!("--since {t:?}"))?,
+        ),
+        None => None,
+    };
+    let store = LocalStore::open(&cfg.lake)?;
+    let filter = lakehose::quarantine::Filter {
+        table: a.table,
+        since_ms,
+    };
+    let summaries = lakehose::quarantine::summarize(&store, &cfg.prefix, &filter)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    } else {
+        print!("{}", lakehose::quarantine::render(&summaries));
+    }
     Ok(())
 }
 

@@ -270,7 +270,7 @@ fn parquet_physical_schema_is_athena_friendly() {
 /// (break, JSON pointer, keyword) the schema violation must report.
 const EXPECTED_VIOLATIONS: [(&str, &str, &str); 7] = [
     ("vendor", "/VendorID", "type"),
-    ("pickup_missing", "", "required"),
+    ("pickup_missing", "/tpep_pickup_datetime", "required"),
     ("passengers", "/passenger_count", "minimum"),
     ("fare_null", "/fare_amount", "type"),
     ("rider", "/rider", "type"),

@@ -305,7 +305,15 @@ impl Transformer {
             .validator()
             .iter_errors(v)
             .map(|e| {
-                let path = e.instance_path().as_str().to_owned();
+                let mut path = e.instance_path().as_str().to_owned();
+                // A missing property is reported where it should have been,
+                // so summaries can say which field is missing.
+                if let jsonschema::error::ValidationErrorKind::Required {
+                    property: Value::String(p),
+                } = e.kind()
+                {
+                    path = format!("{path}/{}", p.replace('~', "~0").replace('/', "~1"));
+                }
                 let message = if touches_masked(&path, &schema.ext.mask) {
                     e.masked_with("<masked>").to_string()
                 } else {

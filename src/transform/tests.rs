@@ -66,10 +66,11 @@ fn categories() {
             Some(ErrorCategory::SchemaViolation),
             &[("/VendorID", "enum")],
         ),
+        // a missing property is reported at the path where it belongs
         (
             r#"{"id":"a","VendorID":2}"#,
             Some(ErrorCategory::SchemaViolation),
-            &[("", "required")],
+            &[("/pickup", "required")],
         ),
         // every violation is reported, not just the first
         (
