@@ -61,6 +61,9 @@ enum ErrorsCommand {
     /// Per table and category: count, first and last arrival, top violated
     /// fields with their JSON Schema keywords, one sample message.
     Summary(ErrorsArgs),
+    /// Failed records, one JSON object per line, rawData decoded (masked
+    /// fields stay masked).
+    Show(ErrorsArgs),
 }
 
 #[derive(Args)]
@@ -74,9 +77,21 @@ struct ErrorsArgs {
     /// Only this table (`_unrouted` for records that reached none).
     #[arg(long)]
     table: Option<String>,
+    /// Only this category (e.g. schema_violation).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only records with a violation at this JSON pointer (e.g. /rider/email).
+    #[arg(long)]
+    field: Option<String>,
     /// Only records that arrived at or after this time (RFC 3339, or epoch s/ms).
     #[arg(long)]
     since: Option<String>,
+    /// Only records that arrived before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many records (show only).
+    #[arg(long)]
+    limit: Option<usize>,
     /// Print JSON instead of the report.
     #[arg(long)]
     json: bool,
@@ -193,9 +208,7 @@ fn main() {
         Command::Run(a) => run(a),
         Command::Gen(a) => generate(a),
         Command::Schema { what } => schema(what),
-        Command::Errors {
-            what: ErrorsCommand::Summary(a),
-        } => errors_summary(a),
+        Command::Errors { what } => errors(what),
     };
     if let Err(e) = result {
         eprintln!("lakehose: error: {}", one_line(&e));
@@ -360,7 +373,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn errors_summary(a: ErrorsArgs) -> anyhow::Result<()> {
+fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
+    let (a, show) = match what {
+        ErrorsCommand::Summary(a) => (a, false),
+        ErrorsCommand::Show(a) => (a, true),
+    };
     let mut cfg = match &a.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -371,18 +388,31 @@ fn errors_summary(a: ErrorsArgs) -> anyhow::Result<()> {
     if !cfg.lake.is_dir() {
         bail!("lake {}: no such directory", cfg.lake.display());
     }
-    let since_ms = match &a.since {
-        Some(t) => Some(
-            lakehose::transform::timestamp::parse_timestamp_str(t, Default::default())
-                .with_context(|| format!("--since {t:?}"))?,
-        ),
-        None => None,
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref()
+            .map(|t| {
+                lakehose::transform::timestamp::parse_timestamp_str(t, Default::default())
+                    .with_context(|| format!("{flag} {t:?}"))
+            })
+            .transpose()
     };
     let store = LocalStore::open(&cfg.lake)?;
     let filter = lakehose::quarantine::Filter {
+        since_ms: time("--since", &a.since)?,
+        until_ms: time("--until", &a.until)?,
         table: a.table,
-        since_ms,
+        category: a.category,
+        field: a.field,
     };
+    if show {
+        let mut out = std::io::stdout().lock();
+        let records = lakehose::quarantine::records(&store, &cfg.prefix, &filter)?;
+        for (table, category, rec) in records.iter().take(a.limit.unwrap_or(usize::MAX)) {
+            let line = lakehose::quarantine::show_line(table, category, rec);
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        }
+        return Ok(());
+    }
     let summaries = lakehose::quarantine::summarize(&store, &cfg.prefix, &filter)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summaries)?);

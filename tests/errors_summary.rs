@@ -147,3 +147,51 @@ fn filters_and_bad_arguments() {
         "{err}"
     );
 }
+
+#[test]
+fn show_prints_masked_records_matching_the_filters() {
+    let lake = Lake::new();
+    let opts = GenOptions {
+        kind: EventKind::Taxi,
+        count: 4000,
+        seed: 21,
+        bad: 0.2,
+        dup: 0.0,
+        mixed_ts: true,
+    };
+    let (input, stats) = lake.gen_input("in.ndjson", &opts);
+    lake.run(&input, &[]).assert_ok();
+    let show = |extra: &[&str]| -> Vec<Value> {
+        let mut cmd = lakehose_cmd();
+        cmd.args(["errors", "show", "--lake"])
+            .arg(lake.root())
+            .args(extra);
+        let (status, out, err) = run_command(cmd, None);
+        assert!(status.success(), "{err}");
+        out.lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let all = show(&[]);
+    assert_eq!(all.len() as u64, stats.broken.values().sum::<u64>());
+    let by_cat = show(&["--category", "timestamp_unparseable"]);
+    assert_eq!(by_cat.len() as u64, stats.broken["timestamp_unparseable"]);
+    let emails = show(&["--field", "/rider/email"]);
+    assert!(!emails.is_empty());
+    for rec in &emails {
+        assert!(rec["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "/rider/email"));
+        // the broken address itself is masked, so it shows as a keyed hash
+        let email = rec["data"]["rider"]["email"].as_str().unwrap();
+        assert!(
+            email.len() == 64 && email.chars().all(|c| c.is_ascii_hexdigit()),
+            "{email}"
+        );
+        assert_eq!(rec["data"]["rider"]["phone"], "[REDACTED]");
+    }
+    assert_eq!(show(&["--limit", "3"]).len(), 3);
+    assert!(show(&["--until", "1970-01-02T00:00:00Z"]).is_empty());
+}

@@ -3,14 +3,15 @@
 //! `lakehose errors summary` reads every error object under
 //! `<prefix>errors/` and reports, per table and category, the count, the
 //! first and last arrival, the most violated fields with their JSON Schema
-//! keywords and one sample message. Messages and `rawData` are already
-//! masked when written, so nothing here can reveal raw PII.
+//! keywords and one sample message; `lakehose errors show` prints the
+//! records themselves. Messages and `rawData` are already masked when
+//! written, so nothing here can reveal raw PII.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::encode::errors::read_error_object;
+use crate::encode::errors::{read_error_object, ErrorRecord};
 use crate::error::Result;
 use crate::sink::ObjectStore;
 
@@ -18,8 +19,62 @@ use crate::sink::ObjectStore;
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub table: Option<String>,
+    pub category: Option<String>,
+    /// Only records with a detail at this JSON pointer (e.g. `/rider/email`).
+    pub field: Option<String>,
     /// Only records that arrived at or after this time (epoch ms).
     pub since_ms: Option<i64>,
+    /// Only records that arrived before this time (epoch ms).
+    pub until_ms: Option<i64>,
+}
+
+impl Filter {
+    fn keeps(&self, category: &str, rec: &ErrorRecord) -> bool {
+        self.category.as_deref().is_none_or(|c| c == category)
+            && self.since_ms.is_none_or(|s| rec.arrival_timestamp >= s)
+            && self.until_ms.is_none_or(|u| rec.arrival_timestamp < u)
+            && self
+                .field
+                .as_deref()
+                .is_none_or(|f| rec.details.iter().any(|d| d.path == f))
+    }
+}
+
+/// Every error record the filter keeps, with its table and category (from
+/// the object's path), in key order.
+pub fn records(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    filter: &Filter,
+) -> Result<Vec<(String, String, ErrorRecord)>> {
+    let root = format!("{prefix}errors/");
+    let scope = match &filter.table {
+        Some(t) => format!("{root}{t}/"),
+        None => root.clone(),
+    };
+    let mut out = Vec::new();
+    for key in store.list(&scope)? {
+        if !key.ends_with(".ndjson.gz") {
+            continue;
+        }
+        // errors/<table>/<category>/year=.../<object>
+        let mut parts = key[root.len()..].split('/');
+        let (Some(table), Some(category)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if filter.category.as_deref().is_some_and(|c| c != category) {
+            continue;
+        }
+        let Some(bytes) = store.get(&key)? else {
+            continue; // removed while we listed
+        };
+        for rec in read_error_object(&bytes)? {
+            if filter.keeps(category, &rec) {
+                out.push((table.to_owned(), category.to_owned(), rec));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// How often one field failed one keyword.
@@ -53,58 +108,37 @@ pub fn summarize(
     prefix: &str,
     filter: &Filter,
 ) -> Result<Vec<CategorySummary>> {
-    let root = format!("{prefix}errors/");
-    let scope = match &filter.table {
-        Some(t) => format!("{root}{t}/"),
-        None => root.clone(),
-    };
     struct Acc {
         summary: CategorySummary,
         fields: HashMap<(String, String), u64>,
     }
     let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    for key in store.list(&scope)? {
-        if !key.ends_with(".ndjson.gz") {
-            continue;
+    for (table, category, rec) in records(store, prefix, filter)? {
+        let a = acc
+            .entry((table.clone(), category.clone()))
+            .or_insert_with(|| Acc {
+                summary: CategorySummary {
+                    table,
+                    category,
+                    count: 0,
+                    first_arrival_ms: i64::MAX,
+                    last_arrival_ms: i64::MIN,
+                    top_fields: Vec::new(),
+                    sample_message: String::new(),
+                },
+                fields: HashMap::new(),
+            });
+        let s = &mut a.summary;
+        s.count += 1;
+        if rec.arrival_timestamp < s.first_arrival_ms || s.sample_message.is_empty() {
+            s.sample_message = rec.error_message.clone();
         }
-        // errors/<table>/<category>/year=.../<object>
-        let mut parts = key[root.len()..].split('/');
-        let (Some(table), Some(category)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Some(bytes) = store.get(&key)? else {
-            continue; // removed while we listed
-        };
-        for rec in read_error_object(&bytes)? {
-            if filter.since_ms.is_some_and(|s| rec.arrival_timestamp < s) {
-                continue;
-            }
-            let a = acc
-                .entry((table.to_owned(), category.to_owned()))
-                .or_insert_with(|| Acc {
-                    summary: CategorySummary {
-                        table: table.to_owned(),
-                        category: category.to_owned(),
-                        count: 0,
-                        first_arrival_ms: i64::MAX,
-                        last_arrival_ms: i64::MIN,
-                        top_fields: Vec::new(),
-                        sample_message: String::new(),
-                    },
-                    fields: HashMap::new(),
-                });
-            let s = &mut a.summary;
-            s.count += 1;
-            if rec.arrival_timestamp < s.first_arrival_ms || s.sample_message.is_empty() {
-                s.sample_message = rec.error_message.clone();
-            }
-            s.first_arrival_ms = s.first_arrival_ms.min(rec.arrival_timestamp);
-            s.last_arrival_ms = s.last_arrival_ms.max(rec.arrival_timestamp);
-            for d in &rec.details {
-                *a.fields
-                    .entry((d.path.clone(), d.keyword.clone()))
-                    .or_default() += 1;
-            }
+        s.first_arrival_ms = s.first_arrival_ms.min(rec.arrival_timestamp);
+        s.last_arrival_ms = s.last_arrival_ms.max(rec.arrival_timestamp);
+        for d in &rec.details {
+            *a.fields
+                .entry((d.path.clone(), d.keyword.clone()))
+                .or_default() += 1;
         }
     }
     Ok(acc
@@ -160,4 +194,28 @@ pub fn render(summaries: &[CategorySummary]) -> String {
         out.push_str(&format!("    sample: {}\n", s.sample_message));
     }
     out
+}
+
+/// One record for `errors show`: the error record with `rawData` decoded
+/// (text when it is UTF-8, else base64 as stored). Masked fields stay masked:
+/// they were masked before the record was written.
+pub fn show_line(table: &str, category: &str, rec: &ErrorRecord) -> serde_json::Value {
+    let data = match rec.decode_raw() {
+        Some(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => v,
+            Err(_) => serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        },
+        None => serde_json::Value::String(rec.raw_data.clone()),
+    };
+    serde_json::json!({
+        "table": table,
+        "category": category,
+        "arrivalTimestamp": crate::transform::timestamp::format_iso_millis(rec.arrival_timestamp),
+        "stream": rec.stream,
+        "sequenceNumber": rec.sequence_number,
+        "errorMessage": rec.error_message,
+        "details": rec.details,
+        "maskedFields": rec.masked_fields,
+        "data": data,
+    })
 }
