@@ -406,12 +406,23 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
     };
     if show {
         let mut out = std::io::stdout().lock();
-        let records = lakehose::quarantine::records(&store, &cfg.prefix, &filter)?;
-        for (table, category, rec) in records.iter().take(a.limit.unwrap_or(usize::MAX)) {
-            let line = lakehose::quarantine::show_line(table, category, rec);
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
-        }
-        return Ok(());
+        let mut left = a.limit.unwrap_or(usize::MAX);
+        let mut written: std::io::Result<()> = Ok(());
+        lakehose::quarantine::for_each_record(
+            &store,
+            &cfg.prefix,
+            &filter,
+            |table, category, rec| {
+                if left == 0 {
+                    return false;
+                }
+                left -= 1;
+                let line = lakehose::quarantine::show_line(table, category, &rec);
+                written = writeln!(out, "{line}");
+                written.is_ok()
+            },
+        )?;
+        return Ok(written?);
     }
     let summaries = lakehose::quarantine::summarize(&store, &cfg.prefix, &filter)?;
     if a.json {

@@ -40,19 +40,20 @@ impl Filter {
     }
 }
 
-/// Every error record the filter keeps, with its table and category (from
-/// the object's path), in key order.
-pub fn records(
+/// Call `visit(table, category, record)` for every error record the filter
+/// keeps, in key order, one object in memory at a time (an error prefix can
+/// be far larger than memory). `visit` returns false to stop early.
+pub fn for_each_record(
     store: &dyn ObjectStore,
     prefix: &str,
     filter: &Filter,
-) -> Result<Vec<(String, String, ErrorRecord)>> {
+    mut visit: impl FnMut(&str, &str, ErrorRecord) -> bool,
+) -> Result<()> {
     let root = format!("{prefix}errors/");
     let scope = match &filter.table {
         Some(t) => format!("{root}{t}/"),
         None => root.clone(),
     };
-    let mut out = Vec::new();
     for key in store.list(&scope)? {
         if !key.ends_with(".ndjson.gz") {
             continue;
@@ -69,12 +70,12 @@ pub fn records(
             continue; // removed while we listed
         };
         for rec in read_error_object(&bytes)? {
-            if filter.keeps(category, &rec) {
-                out.push((table.to_owned(), category.to_owned(), rec));
+            if filter.keeps(category, &rec) && !visit(table, category, rec) {
+                return Ok(());
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// How often one field failed one keyword.
@@ -113,13 +114,13 @@ pub fn summarize(
         fields: HashMap<(String, String), u64>,
     }
     let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    for (table, category, rec) in records(store, prefix, filter)? {
+    for_each_record(store, prefix, filter, |table, category, rec| {
         let a = acc
-            .entry((table.clone(), category.clone()))
+            .entry((table.to_owned(), category.to_owned()))
             .or_insert_with(|| Acc {
                 summary: CategorySummary {
-                    table,
-                    category,
+                    table: table.to_owned(),
+                    category: category.to_owned(),
                     count: 0,
                     first_arrival_ms: i64::MAX,
                     last_arrival_ms: i64::MIN,
@@ -140,7 +141,8 @@ pub fn summarize(
                 .entry((d.path.clone(), d.keyword.clone()))
                 .or_default() += 1;
         }
-    }
+        true
+    })?;
     Ok(acc
         .into_values()
         .map(|mut a| {
