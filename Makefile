@@ -5,7 +5,7 @@ BIN_RELEASE := $(CARGO_TARGET_DIR)/release/lakehose
 SAMPLE := sample/events.ndjson
 SAMPLE_COUNT ?= 100000
 
-.PHONY: all build release run test unit integration lint fmt bench sync-catalog-files clean
+.PHONY: all build release run test demo-aws unit integration lint fmt bench sync-catalog-files clean
 
 all: build
 
@@ -29,9 +29,17 @@ run: release
 	@echo "data objects: $$(find lake/taxi_trips -name '*.parquet' | wc -l), error objects: $$(find lake/errors -name '*.ndjson.gz' | wc -l)"
 
 ## make test: unit and integration tests (builds everything they need).
+## The AWS tests run against kinesis-mock and moto, installed (pinned, under
+## emulators/) and started on loopback by scripts/emulators.sh; a missing
+## emulator fails the run, it never skips.
 test:
+	scripts/emulators.sh install
 	cargo build --bins
-	cargo test --all-targets
+	scripts/emulators.sh run -- cargo test --all-targets
+
+## make demo-aws: the AWS path on local emulators: stream, put, run, S3 objects and Glue partitions.
+demo-aws: release
+	scripts/demo-aws.sh
 
 lint:
 	cargo fmt --check

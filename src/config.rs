@@ -15,6 +15,21 @@
 //! interval_seconds = 360
 //! memory_cap_mib = 512
 //! ```
+//!
+//! On AWS, a `[kinesis]` section makes the stream the input, an `[s3]`
+//! section puts the lake (and the checkpoint) in a bucket, and
+//! `catalog.kind = "glue"` registers tables in Glue:
+//!
+//! ```toml
+//! prefix = "lake/"
+//! [kinesis]
+//! stream = "events"
+//! [s3]
+//! bucket = "my-lake"
+//! [catalog]
+//! kind = "glue"
+//! database = "analytics"
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +62,13 @@ pub struct Config {
     pub mask: MaskConfig,
     /// The catalog the lake's tables are registered in.
     pub catalog: CatalogConfig,
+    /// Region and endpoints shared by every AWS client.
+    pub aws: AwsConfig,
+    /// Read a Kinesis Data Stream instead of `input.path`.
+    pub kinesis: Option<KinesisConfig>,
+    /// Write the lake to S3 instead of the `lake` directory. The checkpoint
+    /// store then lives in the bucket too, fenced by conditional writes.
+    pub s3: Option<S3Config>,
 }
 
 impl Default for Config {
@@ -60,6 +82,115 @@ impl Default for Config {
             buffer: BufferConfig::default(),
             mask: MaskConfig::default(),
             catalog: CatalogConfig::default(),
+            aws: AwsConfig::default(),
+            kinesis: None,
+            s3: None,
+        }
+    }
+}
+
+/// Settings common to the AWS clients. Credentials always come from the
+/// standard chain (environment, profile, SSO, container or instance role):
+/// there is deliberately no key field, so no secret ends up in this file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Region; defaults to the chain (`AWS_REGION`, profile, instance).
+    pub region: Option<String>,
+    /// One endpoint for every service, for emulators and S3-compatible
+    /// stores. `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` in the
+    /// environment work too and take precedence per service.
+    pub endpoint_url: Option<String>,
+    /// Attempts per AWS call (first try included) before a retryable error
+    /// (throttling, 5xx, timeouts) is given up on. Default 10.
+    pub max_attempts: Option<u32>,
+}
+
+/// Where reading a shard without a checkpoint starts.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    /// The oldest record the stream still holds.
+    #[default]
+    TrimHorizon,
+    /// Only records put after the first start.
+    Latest,
+}
+
+/// A Kinesis Data Stream as the input.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KinesisConfig {
+    /// Stream name (required).
+    pub stream: String,
+    /// Where shards without a checkpoint start. Shards created by
+    /// resharding always start at their beginning.
+    pub start: StartPosition,
+    /// Records per GetRecords call (Kinesis allows up to 10000).
+    pub max_records: i32,
+    /// Pause between GetRecords calls on one shard when it is caught up,
+    /// in milliseconds. Kinesis allows 5 calls/s per shard, so lakehose
+    /// never calls more often than every 200 ms whatever this says.
+    pub idle_poll_ms: u64,
+    /// How often the shard list is refreshed to find new shards, in seconds
+    /// (a shard that ends triggers a refresh at once).
+    pub discovery_seconds: u64,
+}
+
+impl Default for KinesisConfig {
+    fn default() -> Self {
+        KinesisConfig {
+            stream: String::new(),
+            start: StartPosition::TrimHorizon,
+            max_records: 10_000,
+            idle_poll_ms: 1000,
+            discovery_seconds: 30,
+        }
+    }
+}
+
+/// Server-side encryption of the objects lakehose writes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sse {
+    /// The bucket's default encryption applies.
+    #[default]
+    None,
+    /// SSE-S3 (`AES256`).
+    Aes256,
+    /// SSE-KMS (`aws:kms`), with `sse_kms_key_id` or the account's AWS key.
+    AwsKms,
+}
+
+/// An S3 bucket as the lake.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Bucket name (required). Keys start with the top-level `prefix`.
+    pub bucket: String,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most
+    /// S3-compatible stores and emulators. Default false (virtual hosts).
+    pub force_path_style: bool,
+    /// Server-side encryption: `none` (bucket default), `aes256`, `aws-kms`.
+    pub sse: Sse,
+    /// KMS key id or ARN for `sse = "aws-kms"`.
+    pub sse_kms_key_id: Option<String>,
+    /// Objects at least this large are uploaded in parts, in MiB (S3's
+    /// minimum part is 5 MiB).
+    pub multipart_threshold_mib: u64,
+    /// Part size of multipart uploads, in MiB (at least 5).
+    pub part_size_mib: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            force_path_style: false,
+            sse: Sse::None,
+            sse_kms_key_id: None,
+            multipart_threshold_mib: 64,
+            part_size_mib: 16,
         }
     }
 }
@@ -157,11 +288,27 @@ impl Default for MaskConfig {
     }
 }
 
+/// Which catalog tables and partitions go to.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogKind {
+    /// `glue` when `[s3]` is set, else `lake`.
+    #[default]
+    Auto,
+    /// A JSON document per table inside the lake (`_lakehose/catalog/`).
+    Lake,
+    /// The AWS Glue Data Catalog.
+    Glue,
+}
+
 /// The catalog tables and partitions are registered in.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
-    /// Glue database name (also used by the local catalog).
+    /// `auto`, `lake` or `glue`.
+    pub kind: CatalogKind,
+    /// Glue database name (also used by the local catalog). Created when
+    /// missing.
     pub database: String,
     /// Base location written into table definitions, e.g.
     /// `s3://my-bucket/lake/`. Defaults to the local lake's `file://` URL.
@@ -171,6 +318,7 @@ pub struct CatalogConfig {
 impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
+            kind: CatalogKind::Auto,
             database: "lakehose".into(),
             location: None,
         }
@@ -213,7 +361,38 @@ impl Config {
         if !self.prefix.is_empty() && !self.prefix.ends_with('/') {
             return Err(format!("prefix {:?} must end with '/'", self.prefix));
         }
+        if let Some(k) = &self.kinesis {
+            if k.stream.is_empty() {
+                return Err("kinesis.stream is required".into());
+            }
+            if !(1..=10_000).contains(&k.max_records) {
+                return Err("kinesis.max_records must be in 1..=10000".into());
+            }
+        }
+        if let Some(s3) = &self.s3 {
+            if s3.bucket.is_empty() {
+                return Err("s3.bucket is required".into());
+            }
+            if s3.part_size_mib < 5 {
+                return Err("s3.part_size_mib must be at least 5 (S3's minimum part)".into());
+            }
+            if s3.sse_kms_key_id.is_some() && s3.sse != Sse::AwsKms {
+                return Err("s3.sse_kms_key_id needs s3.sse = \"aws-kms\"".into());
+            }
+        }
+        if self.catalog.kind == CatalogKind::Glue && self.s3.is_none() {
+            return Err("catalog.kind = \"glue\" needs an [s3] lake: Athena cannot read a local directory".into());
+        }
         Ok(())
+    }
+
+    /// The catalog in effect once `auto` is resolved.
+    pub fn catalog_kind(&self) -> CatalogKind {
+        match (self.catalog.kind, &self.s3) {
+            (CatalogKind::Auto, Some(_)) => CatalogKind::Glue,
+            (CatalogKind::Auto, None) => CatalogKind::Lake,
+            (k, _) => k,
+        }
     }
 
     /// The HMAC key for the `hash` mask, or a clear error when none is set.
@@ -261,6 +440,14 @@ mod tests {
             ("prefix = \"raw\"", Err("must end with '/'")),
             ("bogus = 1", Err("unknown field")),
             ("lake = ", Err("")), // broken TOML is an error, whatever toml says
+            ("[kinesis]\nstream = \"s\"\nstart = \"latest\"", Ok(())),
+            ("[kinesis]\nstart = \"latest\"", Err("kinesis.stream is required")),
+            ("[kinesis]\nstream = \"s\"\nstart = \"oldest\"", Err("unknown variant")),
+            ("[s3]\nbucket = \"b\"\nsse = \"aws-kms\"\nsse_kms_key_id = \"k\"", Ok(())),
+            ("[s3]\nbucket = \"b\"\nsse_kms_key_id = \"k\"", Err("needs s3.sse")),
+            ("[s3]\nbucket = \"b\"\npart_size_mib = 1", Err("at least 5")),
+            ("[s3]\nbucket = \"b\"\naccess_key = \"AKIA\"", Err("unknown field")), // no secrets in files
+            ("[catalog]\nkind = \"glue\"", Err("needs an [s3] lake")),
         ];
         for (text, want) in cases {
             let got = Config::parse(text);

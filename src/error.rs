@@ -34,6 +34,12 @@ pub enum Error {
     #[error("checkpoint store {location}: {message}")]
     Checkpoint { location: String, message: String },
 
+    #[error("AWS: {0}")]
+    Aws(String),
+
+    #[error("kinesis stream {stream}: {message}")]
+    Kinesis { stream: String, message: String },
+
     #[error("encoding {what}: {message}")]
     Encode { what: String, message: String },
 }

@@ -6,6 +6,7 @@
 //! [`source`] -> [`transform`] -> [`partition`] -> [`buffer`] -> [`encode`]
 //! -> [`sink`] -> [`catalog`] -> [`checkpoint`], driven by [`pipeline`].
 
+pub mod aws;
 pub mod buffer;
 pub mod catalog;
 pub mod checkpoint;
@@ -16,6 +17,7 @@ pub mod failpoint;
 pub mod gen;
 pub mod partition;
 pub mod pipeline;
+pub mod producer;
 pub mod quarantine;
 pub mod schema;
 pub mod sink;

@@ -11,14 +11,19 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use lakehose::buffer::Policy;
-use lakehose::catalog::LakeCatalog;
+use lakehose::aws::Aws;
+use lakehose::catalog::glue::GlueCatalog;
+use lakehose::catalog::{Catalog, LakeCatalog};
+use lakehose::checkpoint::s3::S3CheckpointStore;
 use lakehose::checkpoint::local::LocalCheckpointStore;
 use lakehose::checkpoint::CheckpointStore;
-use lakehose::config::Config;
+use lakehose::config::{CatalogKind, Config};
 use lakehose::gen::{self, EventKind, GenOptions};
 use lakehose::pipeline::{Pipeline, PipelineOptions};
 use lakehose::schema::{glue, Registry};
+use lakehose::sink::s3::S3Store;
 use lakehose::sink::{LocalStore, ObjectStore};
+use lakehose::source::kinesis::KinesisSource;
 use lakehose::source::file::FileSource;
 use lakehose::source::Source;
 use lakehose::summary::Summary;
@@ -49,6 +54,9 @@ enum Command {
         #[command(subcommand)]
         what: SchemaCommand,
     },
+    /// Put NDJSON lines into a Kinesis stream (PutRecords, partial
+    /// failures retried with backoff), e.g. `lakehose gen taxi | lakehose put --stream s`.
+    Put(PutArgs),
     /// Inspect the error prefix.
     Errors {
         #[command(subcommand)]
@@ -105,6 +113,10 @@ struct RunArgs {
     /// NDJSON input file, or "-" for stdin (overrides input.path).
     #[arg(long)]
     input: Option<String>,
+    /// With a Kinesis input: exit 0 once every shard is caught up and
+    /// everything read is durable and checkpointed (backfills, replays, tests).
+    #[arg(long)]
+    exit_when_caught_up: bool,
     /// Lake directory (overrides `lake`).
     #[arg(long)]
     lake: Option<PathBuf>,
@@ -138,6 +150,25 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct PutArgs {
+    /// Stream name.
+    #[arg(long)]
+    stream: String,
+    /// NDJSON file, or "-" for stdin.
+    #[arg(long, default_value = "-")]
+    input: String,
+    /// Partition key from this top-level field (default: a digest of the line).
+    #[arg(long)]
+    partition_key_field: Option<String>,
+    /// Pack this many lines per KPL aggregated record (default: no aggregation).
+    #[arg(long, default_value_t = 0)]
+    aggregate: usize,
+    /// TOML config file (for its [aws] section).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -209,6 +240,7 @@ fn main() {
         Command::Gen(a) => generate(a),
         Command::Schema { what } => schema(what),
         Command::Errors { what } => errors(what),
+        Command::Put(a) => put(a),
     };
     if let Err(e) = result {
         eprintln!("lakehose: error: {}", one_line(&e));
@@ -240,8 +272,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    if let Some(v) = a.input {
-        cfg.input.path = v;
+    if let Some(v) = &a.input {
+        cfg.input.path = v.clone();
     }
     if let Some(v) = a.lake {
         cfg.lake = v;
@@ -268,6 +300,12 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         cfg.buffer.memory_cap_mib = v.max(1);
     }
     cfg.mask.insecure_dev_key |= a.insecure_dev_key;
+    let a = RunFlags {
+        input_given: a.input.is_some(),
+        exit_when_caught_up: a.exit_when_caught_up,
+        quiet: a.quiet,
+        summary_json: a.summary_json,
+    };
 
     let registry = Arc::new(Registry::load_dir(&cfg.schemas)?);
     let routing = match &cfg.input.route_field {
@@ -286,32 +324,32 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     if needs_key && key == lakehose::config::INSECURE_DEV_KEY {
         eprintln!("lakehose: warning: using the insecure development masking key; hashed values are not protected");
     }
-    let source = FileSource::open(
-        &cfg.input.path,
-        cfg.input.source.clone(),
-        cfg.input.max_record_bytes,
-    )?;
-    let store = Arc::new(LocalStore::open(&cfg.lake)?);
-    let base_location = cfg
-        .catalog
-        .location
-        .clone()
-        .unwrap_or_else(|| store.url(&cfg.prefix));
-    let catalog = Arc::new(LakeCatalog::new(
-        store.clone(),
-        &cfg.catalog.database,
-        &base_location,
-    ));
-    let checkpoints: Option<Box<dyn CheckpointStore>> = if source.resumable() {
-        let file = store
-            .root()
-            .join("_lakehose/checkpoints")
-            .join(sanitize(&cfg.app_name))
-            .join(format!("{}.json", sanitize(source.id())));
-        Some(Box::new(LocalCheckpointStore::new(file)))
+    let lake = Lake::open(&cfg)?;
+    let source: Box<dyn Source> = match &cfg.kinesis {
+        Some(k) => {
+            if a.input_given {
+                bail!("--input and a [kinesis] section both name an input: pick one");
+            }
+            Box::new(KinesisSource::new(
+                lake.aws()?,
+                k.clone(),
+                cfg.input.source.clone(),
+                a.exit_when_caught_up,
+            ))
+        }
+        None => Box::new(FileSource::open(
+            &cfg.input.path,
+            cfg.input.source.clone(),
+            cfg.input.max_record_bytes,
+        )?),
+    };
+    let catalog = lake.catalog(&cfg)?;
+    let checkpoints = if source.resumable() {
+        Some(lake.checkpoint_store(&cfg, source.id()))
     } else {
         None
     };
+    let store = lake.store.clone();
     let transformer = Arc::new(
         Transformer::new(
             registry.clone(),
@@ -348,7 +386,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     let bar =
         (!a.quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.size_hint()));
-    let result = pipeline.run(Box::new(source), stop, |s: &Summary| {
+    let result = pipeline.run(source, stop, |s: &Summary| {
         if let Some(b) = &bar {
             b.set_position(s.bytes_in);
             let secs = b.elapsed().as_secs_f64().max(1e-3);
@@ -373,6 +411,30 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn put(a: PutArgs) -> anyhow::Result<()> {
+    let cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let aws = Aws::load(&cfg.aws)?;
+    let opts = lakehose::producer::PutOptions {
+        stream: a.stream,
+        aggregate: a.aggregate,
+        partition_key_field: a.partition_key_field,
+    };
+    let s = if a.input == "-" {
+        lakehose::producer::put(&aws, &opts, std::io::stdin().lock())?
+    } else {
+        let f = std::fs::File::open(&a.input).with_context(|| format!("input {}", a.input))?;
+        lakehose::producer::put(&aws, &opts, std::io::BufReader::new(f))?
+    };
+    eprintln!(
+        "put {} lines as {} records into {} ({} retried after partial failures)",
+        s.lines, s.records, opts.stream, s.retried
+    );
+    Ok(())
+}
+
 fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
     let (a, show) = match what {
         ErrorsCommand::Summary(a) => (a, false),
@@ -385,7 +447,7 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
     if let Some(v) = a.lake {
         cfg.lake = v;
     }
-    if !cfg.lake.is_dir() {
+    if cfg.s3.is_none() && !cfg.lake.is_dir() {
         bail!("lake {}: no such directory", cfg.lake.display());
     }
     let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
@@ -396,7 +458,8 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
             })
             .transpose()
     };
-    let store = LocalStore::open(&cfg.lake)?;
+    let lake = Lake::open(&cfg)?;
+    let store = lake.store.as_ref();
     let filter = lakehose::quarantine::Filter {
         since_ms: time("--since", &a.since)?,
         until_ms: time("--until", &a.until)?,
@@ -409,7 +472,7 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
         let mut left = a.limit.unwrap_or(usize::MAX);
         let mut written: std::io::Result<()> = Ok(());
         lakehose::quarantine::for_each_record(
-            &store,
+            store,
             &cfg.prefix,
             &filter,
             |table, category, rec| {
@@ -424,7 +487,7 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
         )?;
         return Ok(written?);
     }
-    let summaries = lakehose::quarantine::summarize(&store, &cfg.prefix, &filter)?;
+    let summaries = lakehose::quarantine::summarize(store, &cfg.prefix, &filter)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summaries)?);
     } else {
@@ -448,6 +511,98 @@ fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
 }
 
 /// A file name from an id like `file:/a/b.ndjson`.
+/// What is left of the run flags once they are folded into the config.
+struct RunFlags {
+    input_given: bool,
+    exit_when_caught_up: bool,
+    quiet: bool,
+    summary_json: Option<PathBuf>,
+}
+
+/// Where the lake lives: a local directory or an S3 bucket, with the AWS
+/// clients when any part of the run needs them.
+struct Lake {
+    store: Arc<dyn ObjectStore>,
+    s3: Option<Arc<S3Store>>,
+    local: Option<Arc<LocalStore>>,
+    aws: Option<Arc<Aws>>,
+}
+
+impl Lake {
+    fn open(cfg: &Config) -> anyhow::Result<Lake> {
+        let aws = if cfg.s3.is_some() || cfg.kinesis.is_some() {
+            Some(Arc::new(Aws::load(&cfg.aws)?))
+        } else {
+            None
+        };
+        Ok(match (&cfg.s3, &aws) {
+            (Some(s3cfg), Some(aws)) => {
+                let s3 = Arc::new(S3Store::new(aws.clone(), s3cfg));
+                s3.check_bucket()?;
+                Lake {
+                    store: s3.clone(),
+                    s3: Some(s3),
+                    local: None,
+                    aws: Some(aws.clone()),
+                }
+            }
+            _ => {
+                let local = Arc::new(LocalStore::open(&cfg.lake)?);
+                Lake {
+                    store: local.clone(),
+                    s3: None,
+                    local: Some(local),
+                    aws,
+                }
+            }
+        })
+    }
+
+    fn aws(&self) -> anyhow::Result<Arc<Aws>> {
+        self.aws
+            .clone()
+            .context("no AWS configuration loaded (internal error)")
+    }
+
+    fn catalog(&self, cfg: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
+        let base_location = cfg
+            .catalog
+            .location
+            .clone()
+            .unwrap_or_else(|| self.store.url(&cfg.prefix));
+        Ok(match cfg.catalog_kind() {
+            CatalogKind::Glue => Arc::new(GlueCatalog::new(
+                self.aws()?,
+                &cfg.catalog.database,
+                &base_location,
+            )),
+            _ => Arc::new(LakeCatalog::new(
+                self.store.clone(),
+                &cfg.catalog.database,
+                &base_location,
+            )),
+        })
+    }
+
+    /// Checkpoints live with the lake: a file under `_lakehose/` locally, a
+    /// conditionally written object under the prefix on S3.
+    fn checkpoint_store(&self, cfg: &Config, source_id: &str) -> Box<dyn CheckpointStore> {
+        let rel = format!(
+            "_lakehose/checkpoints/{}/{}.json",
+            sanitize(&cfg.app_name),
+            sanitize(source_id)
+        );
+        match (&self.s3, &self.local) {
+            (Some(s3), _) => Box::new(S3CheckpointStore::new(
+                s3.clone(),
+                format!("{}{rel}", cfg.prefix),
+            )),
+            (None, Some(local)) => Box::new(LocalCheckpointStore::new(local.root().join(rel))),
+            (None, None) => unreachable!("a lake is local or on S3"),
+        }
+    }
+}
+
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {

@@ -1,9 +1,9 @@
 //! The run loop: source chunks -> parallel transform -> route to buffers ->
 //! parallel encode -> flush (catalog, intent, object, checkpoint).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::partition::time_path;
 use crate::sink::ObjectStore;
-use crate::source::{Chunk, Source};
+use crate::source::{Chunk, Source, SourceContext};
 use crate::summary::Summary;
 use crate::transform::{Outcome, Transformer};
 
@@ -39,6 +39,11 @@ pub struct Pipeline {
     buffers: HashMap<String, Buffer>,
     /// Per shard, where reading resumes after the last processed chunk.
     read_next: BTreeMap<Arc<str>, Position>,
+    /// Shards the source read to their end; finished once nothing of them
+    /// is buffered and the checkpoint says so.
+    ended: BTreeSet<String>,
+    /// Shared with the source: shards durably finished.
+    finished: Arc<Mutex<BTreeSet<String>>>,
     /// Unique per process, so object names never collide across writers.
     instance: String,
     counter: u64,
@@ -79,6 +84,8 @@ impl Pipeline {
             delivered,
             buffers: HashMap::new(),
             read_next: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            finished: Arc::new(Mutex::new(BTreeSet::new())),
             instance: uuid::Uuid::now_v7().simple().to_string(),
             counter: 0,
             stream: String::new(),
@@ -100,13 +107,13 @@ impl Pipeline {
             tracing::info!(shards = ?self.state.shards, "resuming from checkpoint");
         }
         let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk>>(READ_AHEAD);
-        let resume = self.state.clone();
-        let reader_stop = stop.clone();
+        let ctx = SourceContext::new(self.state.clone(), stop.clone());
+        self.finished = ctx.finished.clone();
         let reader = std::thread::Builder::new()
             .name("lakehose-source".into())
             .spawn(move || {
                 let tx2 = tx.clone();
-                if let Err(e) = source.run(&resume, tx, reader_stop) {
+                if let Err(e) = source.run(&ctx, tx) {
                     let _ = tx2.send(Err(e));
                 }
             })
@@ -160,6 +167,16 @@ impl Pipeline {
 
     /// Transform a chunk in parallel, route its records, encode in parallel.
     fn process(&mut self, chunk: Chunk) -> Result<()> {
+        if !chunk.retire.is_empty() {
+            for s in &chunk.retire {
+                self.state.shards.remove(s);
+                self.state.finished.remove(s);
+            }
+            return Ok(());
+        }
+        if let Some(ms) = chunk.behind_ms {
+            self.summary.behind_ms.insert(chunk.shard.to_string(), ms);
+        }
         let t = &self.transformer;
         let outcomes: Vec<Outcome> = (0..chunk.records.len())
             .into_par_iter()
@@ -238,7 +255,11 @@ impl Pipeline {
             buf.note_position(&chunk.shard, pos);
             buf.pending.push(pending);
         }
-        self.read_next.insert(chunk.shard.clone(), chunk.next);
+        // A chunk that consumed nothing (a stream poll at the tip) says
+        // nothing new about where to resume.
+        if chunk.consumed > 0 || !chunk.records.is_empty() {
+            self.read_next.insert(chunk.shard.clone(), chunk.next);
+        }
         self.summary.bytes_in += chunk.consumed;
         let mut busy: Vec<&mut Buffer> = self
             .buffers
@@ -246,6 +267,17 @@ impl Pipeline {
             .filter(|b| !b.pending.is_empty())
             .collect();
         busy.par_iter_mut().try_for_each(|b| b.drain_pending())?;
+        if chunk.end_of_shard {
+            // Make the shard's records durable now: its children wait on it.
+            self.ended.insert(chunk.shard.to_string());
+            let holding: Vec<(String, FlushReason)> = self
+                .buffers
+                .iter()
+                .filter(|(_, b)| b.ranges.contains_key(&chunk.shard))
+                .map(|(r, _)| (r.clone(), FlushReason::ShardEnd))
+                .collect();
+            self.flush(holding)?;
+        }
         Ok(())
     }
 
@@ -327,13 +359,30 @@ impl Pipeline {
                 parts.entry(*table).or_default().push(partition.clone());
             }
         }
+        // Partitions owed from earlier failures go first. A catalog outage
+        // must not stop delivery: what cannot be registered now is owed,
+        // saved with the intents below, and retried at every flush.
+        let mut owed = std::mem::take(&mut self.state.owed_partitions);
         for (table, ps) in &parts {
-            self.catalog
-                .register_partitions(registry.by_index(*table), ps)?;
+            owed.entry(registry.by_index(*table).name.clone())
+                .or_default()
+                .extend(ps.iter().cloned());
         }
+        for (table, ps) in owed {
+            let Some(t) = registry.get(&table) else {
+                continue; // a table whose schema was removed
+            };
+            let ps: Vec<String> = ps.into_iter().collect();
+            if let Err(e) = self.catalog.register_partitions(t, &ps) {
+                tracing::warn!(table, partitions = ps.len(), error = %e, "catalog registration failed; owed and retried at the next flush");
+                self.state.owed_partitions.insert(table, ps.into_iter().collect());
+            }
+        }
+        self.summary.partitions_owed =
+            self.state.owed_partitions.values().map(|s| s.len() as u64).sum();
         // 2. Intents, so a crash after any object is written is recoverable.
         if let Some(cp) = self.checkpoints.as_deref_mut() {
-            if !objects.is_empty() {
+            if !objects.is_empty() || !self.state.owed_partitions.is_empty() {
                 self.state
                     .intents
                     .extend(objects.iter().map(|o| o.0.clone()));
@@ -380,14 +429,43 @@ impl Pipeline {
                     }
                 }
             }
-            let changed = marks
+            // Ended shards with nothing left in any buffer are finished.
+            let done: Vec<String> = self
+                .ended
                 .iter()
-                .any(|(s, p)| self.state.shards.get(s) != Some(p));
+                .filter(|s| {
+                    !self
+                        .buffers
+                        .values()
+                        .any(|b| b.ranges.keys().any(|k| k.as_ref() == s.as_str()))
+                })
+                .cloned()
+                .collect();
+            for s in &done {
+                marks.remove(s);
+                self.ended.remove(s);
+                self.read_next.remove(s.as_str());
+            }
+            let changed = !done.is_empty()
+                || marks
+                    .iter()
+                    .any(|(s, p)| self.state.shards.get(s) != Some(p));
             if changed || !objects.is_empty() {
                 self.state.shards.extend(marks);
+                for s in &done {
+                    self.state.shards.remove(s);
+                    self.state.finished.insert(s.clone());
+                }
                 self.state.prune();
                 failpoint::hit("before_commit");
                 cp.save(&self.state)?;
+                if !done.is_empty() {
+                    self.summary.shards_finished += done.len() as u64;
+                    self.finished
+                        .lock()
+                        .expect("finished lock")
+                        .extend(done);
+                }
             }
         }
         Ok(())

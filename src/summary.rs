@@ -24,6 +24,14 @@ pub struct Summary {
     pub bytes_out: u64,
     /// Buffer flushes by reason.
     pub flushes: BTreeMap<String, u64>,
+    /// Per shard, how far behind the stream's tip reading was at its last
+    /// call (Kinesis MillisBehindLatest); empty for files.
+    pub behind_ms: BTreeMap<String, i64>,
+    /// Shards read to their end this run (resharding).
+    pub shards_finished: u64,
+    /// Partitions written to the lake whose catalog registration is still
+    /// owed (the catalog failed; retried at every flush and after restart).
+    pub partitions_owed: u64,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -75,6 +83,21 @@ impl Summary {
                 self.error_objects
             ),
         );
+        if !self.behind_ms.is_empty() {
+            let worst = self.behind_ms.values().max().copied().unwrap_or(0);
+            line(
+                &mut out,
+                "shards (max ms behind)",
+                format!("{} ({worst})", self.behind_ms.len()),
+            );
+        }
+        if self.partitions_owed > 0 {
+            line(
+                &mut out,
+                "partitions owed to catalog",
+                group(self.partitions_owed),
+            );
+        }
         line(&mut out, "bytes in", mb(self.bytes_in));
         line(&mut out, "bytes written", mb(self.bytes_out));
         let secs = self.elapsed.as_secs_f64();

@@ -121,6 +121,9 @@ pub enum FlushReason {
     Interval,
     MemoryCap,
     Shutdown,
+    /// A shard ended (resharding): its records are made durable at once so
+    /// its children can start.
+    ShardEnd,
 }
 
 /// Flush thresholds.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Catalog;
+use super::{merge_columns, Catalog};
 use crate::error::{Error, Result};
 use crate::partition::values_of;
 use crate::schema::glue::{table_input, table_location};
@@ -64,20 +64,6 @@ impl LakeCatalog {
         let bytes = serde_json::to_vec_pretty(doc).map_err(|e| Error::catalog(&key, e))?;
         self.store.put(&key, &bytes)
     }
-}
-
-/// New columns are appended; existing ones keep their place and take the
-/// new type; columns the schema no longer has are kept, so old data stays
-/// queryable.
-fn merge_columns(old: &Value, new: &Value) -> Value {
-    let mut merged: Vec<Value> = old.as_array().cloned().unwrap_or_default();
-    for col in new.as_array().into_iter().flatten() {
-        match merged.iter_mut().find(|c| c["Name"] == col["Name"]) {
-            Some(existing) => *existing = col.clone(),
-            None => merged.push(col.clone()),
-        }
-    }
-    Value::Array(merged)
 }
 
 impl Catalog for LakeCatalog {

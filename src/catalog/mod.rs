@@ -3,7 +3,10 @@
 //! table inside the lake) is the embedded default; Glue implements the same
 //! trait.
 
+pub mod glue;
 pub mod lake;
+
+use serde_json::Value;
 
 use crate::error::Result;
 use crate::schema::TableSchema;
@@ -19,3 +22,17 @@ pub trait Catalog: Send + Sync {
 }
 
 pub use lake::LakeCatalog;
+
+/// New columns are appended; existing ones keep their place and take the
+/// new type; columns the schema no longer has are kept, so old data stays
+/// queryable.
+pub(crate) fn merge_columns(old: &Value, new: &Value) -> Value {
+    let mut merged: Vec<Value> = old.as_array().cloned().unwrap_or_default();
+    for col in new.as_array().into_iter().flatten() {
+        match merged.iter_mut().find(|c| c["Name"] == col["Name"]) {
+            Some(existing) => *existing = col.clone(),
+            None => merged.push(col.clone()),
+        }
+    }
+    Value::Array(merged)
+}

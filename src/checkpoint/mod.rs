@@ -11,8 +11,9 @@
 //! again).
 
 pub mod local;
+pub mod s3;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +115,15 @@ pub struct CheckpointState {
     pub shards: BTreeMap<String, Position>,
     /// Intents that may cover records at or after a shard's checkpoint.
     pub intents: Vec<Intent>,
+    /// Shards read to their end (closed by resharding) with every record
+    /// durable: never read again.
+    #[serde(default)]
+    pub finished: BTreeSet<String>,
+    /// Partitions whose objects are in the lake but whose registration in
+    /// the catalog failed (e.g. a Glue outage): retried at every flush and
+    /// after a restart, so none is lost. Table -> partition paths.
+    #[serde(default)]
+    pub owed_partitions: BTreeMap<String, BTreeSet<String>>,
 }
 
 pub const STATE_VERSION: u32 = 1;
@@ -180,14 +190,15 @@ pub fn recover(
 }
 
 impl CheckpointState {
-    /// Drop intents every range of which lies before its shard's checkpoint:
-    /// reading never goes back there, so they cannot matter again.
+    /// Drop intents every range of which lies before its shard's checkpoint
+    /// or in a finished shard: reading never goes back there, so they cannot
+    /// matter again.
     pub fn prune(&mut self) {
-        let shards = &self.shards;
+        let (shards, finished) = (&self.shards, &self.finished);
         self.intents.retain(|i| {
-            i.ranges
-                .iter()
-                .any(|(shard, (_, last))| shards.get(shard).is_none_or(|cp| *last >= *cp))
+            i.ranges.iter().any(|(shard, (_, last))| {
+                !finished.contains(shard) && shards.get(shard).is_none_or(|cp| *last >= *cp)
+            })
         });
     }
 }
@@ -253,6 +264,7 @@ mod tests {
                 intent("t/a.parquet", "t/p1", "s", 10, 20),
                 intent("t/b.parquet", "t/p2", "s", 12, 30),
             ],
+            ..Default::default()
         };
         store.save(&state).unwrap();
         let (st, delivered) = recover(&mut store, &objects).unwrap();
@@ -279,6 +291,7 @@ mod tests {
             version: STATE_VERSION,
             shards: [("s".to_string(), Position::new(25, 0))].into(),
             intents: vec![intent("a", "r", "s", 10, 20), intent("b", "r", "s", 21, 30)],
+            ..Default::default()
         };
         st.prune();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! embedded default; S3 implements the same trait.
 
 pub mod local;
+pub mod s3;
 
 use crate::error::Result;
 

@@ -4,13 +4,13 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use super::{now_ms, Chunk, Source};
-use crate::checkpoint::{CheckpointState, Position};
+use super::{now_ms, Chunk, Source, SourceContext};
+use crate::checkpoint::Position;
 use crate::error::{Error, Result};
 
 /// The single shard of a file source.
@@ -87,10 +87,10 @@ impl Source for FileSource {
 
     fn run(
         self: Box<Self>,
-        resume: &CheckpointState,
+        ctx: &SourceContext,
         tx: Sender<Result<Chunk>>,
-        stop: Arc<AtomicBool>,
     ) -> Result<()> {
+        let (resume, stop) = (&ctx.resume, &ctx.stop);
         let display = self
             .path
             .as_ref()
@@ -191,6 +191,7 @@ impl Source for FileSource {
                 records,
                 next: Position::new((offset + consumed as u64) as u128, 0),
                 consumed: consumed as u64,
+                ..Default::default()
             };
             offset += consumed as u64;
             if chunk.consumed > 0 && tx.send(Ok(chunk)).is_err() {
@@ -214,6 +215,8 @@ fn record_range(buf: &[u8], a: usize, mut b: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::CheckpointState;
+    use std::sync::atomic::AtomicBool;
 
     fn read_all(content: &[u8], resume_at: Option<u128>, max: usize) -> Vec<(String, u128)> {
         let dir = tempfile::tempdir().unwrap();
@@ -226,7 +229,7 @@ mod tests {
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         Box::new(src)
-            .run(&st, tx, Arc::new(AtomicBool::new(false)))
+            .run(&SourceContext::new(st, Arc::new(AtomicBool::new(false))), tx)
             .unwrap();
         let mut out = vec![];
         let mut last_next = 0;
@@ -287,7 +290,7 @@ mod tests {
         st.shards.insert(FILE_SHARD.into(), Position::new(99, 0));
         let (tx, _rx) = crossbeam_channel::unbounded();
         let e = Box::new(src)
-            .run(&st, tx, Arc::new(AtomicBool::new(false)))
+            .run(&SourceContext::new(st, Arc::new(AtomicBool::new(false))), tx)
             .unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
     }

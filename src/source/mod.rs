@@ -3,9 +3,12 @@
 //! backpressure to reading instead of growing memory.
 
 pub mod file;
+pub mod kinesis;
+pub mod kpl;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
@@ -27,12 +30,44 @@ pub struct Chunk {
     /// Bytes of the source consumed by this chunk (blank lines included),
     /// for progress reporting.
     pub consumed: u64,
+    /// The shard is closed (resharding) and this chunk holds its last
+    /// records: once they are durable the shard is finished, and its
+    /// children may start.
+    pub end_of_shard: bool,
+    /// How far the shard's reader is behind the stream's tip (Kinesis's
+    /// MillisBehindLatest), when the source knows.
+    pub behind_ms: Option<i64>,
+    /// Shards the stream no longer has (past retention): their checkpoints
+    /// can go.
+    pub retire: Vec<String>,
 }
 
 impl Chunk {
     pub fn record(&self, i: usize) -> &[u8] {
         let (a, b, _) = self.records[i];
         &self.buf[a..b]
+    }
+}
+
+/// What a source is given to run: where to resume, when to stop, and which
+/// shards the pipeline has made durable to their end.
+pub struct SourceContext {
+    pub resume: CheckpointState,
+    pub stop: Arc<AtomicBool>,
+    /// Shards read to their end and checkpointed as finished; the pipeline
+    /// adds to it after every checkpoint save, and a Kinesis source starts a
+    /// child shard only when its parents are in here (per-key order).
+    pub finished: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl SourceContext {
+    pub fn new(resume: CheckpointState, stop: Arc<AtomicBool>) -> Self {
+        let finished = Arc::new(Mutex::new(resume.finished.clone()));
+        SourceContext {
+            resume,
+            stop,
+            finished,
+        }
     }
 }
 
@@ -47,14 +82,10 @@ pub trait Source: Send {
     fn resumable(&self) -> bool;
     /// Total size if known, for progress bars.
     fn size_hint(&self) -> Option<u64>;
-    /// Read from the checkpointed positions until the end of the input or
-    /// until `stop` is set, sending chunks; returning closes the channel.
-    fn run(
-        self: Box<Self>,
-        resume: &CheckpointState,
-        tx: Sender<Result<Chunk>>,
-        stop: Arc<AtomicBool>,
-    ) -> Result<()>;
+    /// Read from the checkpointed positions until the end of the input (or,
+    /// for a stream, until caught up when asked to exit then) or until
+    /// `ctx.stop` is set, sending chunks; returning closes the channel.
+    fn run(self: Box<Self>, ctx: &SourceContext, tx: Sender<Result<Chunk>>) -> Result<()>;
 }
 
 pub fn now_ms() -> i64 {

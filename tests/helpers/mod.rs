@@ -21,6 +21,9 @@ use lakehose::gen::{generate, EventKind, GenOptions, GenStats};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
+pub mod aws;
+pub mod faults;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lakehose");
 
@@ -922,4 +925,66 @@ pub fn secrets_in(text: &str, secrets: &BTreeSet<String>) -> Vec<String> {
         }
     }
     found.into_iter().collect()
+}
+
+impl Expected {
+    /// Broken lines by category.
+    pub fn broken_by_category(&self) -> BTreeMap<String, Vec<&Line>> {
+        let mut out: BTreeMap<String, Vec<&Line>> = BTreeMap::new();
+        for l in &self.lines {
+            if let Class::Broken(cat, _) = l.class {
+                out.entry(cat.to_string()).or_default().push(l);
+            }
+        }
+        out
+    }
+
+    /// Exactly once for a stream source, whose sequence numbers are not line
+    /// offsets: rows by id multiset; error records by count per category,
+    /// no (shard, sequence, sub-sequence) twice, and unparseable lines
+    /// (stored verbatim, nothing to mask) by content.
+    pub fn assert_delivered_once(&self, lake: &Lake, table: &str) {
+        use base64::Engine;
+        let rows = lake.rows(table);
+        let got: Vec<String> = rows.iter().map(|r| r.str_at(self.id_field)).collect();
+        let diff = multiset_diff(&self.valid_ids(), &multiset(got));
+        assert!(diff.is_empty(), "rows of {table} differ: {diff}");
+        let errors = lake.errors(table);
+        let mut seen = BTreeSet::new();
+        let mut by_cat: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &errors {
+            let r = &e.record;
+            assert!(
+                seen.insert((
+                    r.shard_id.clone(),
+                    r.sequence_number.clone(),
+                    r.sub_sequence_number
+                )),
+                "error record written twice: {} {} {}",
+                r.shard_id,
+                r.sequence_number,
+                r.sub_sequence_number
+            );
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(&r.raw_data)
+                .expect("rawData is base64");
+            by_cat
+                .entry(e.category.clone())
+                .or_default()
+                .push(String::from_utf8_lossy(&raw).into_owned());
+        }
+        let want = self.broken_by_category();
+        assert_eq!(
+            by_cat.iter().map(|(k, v)| (k.clone(), v.len())).collect::<BTreeMap<_, _>>(),
+            want.iter().map(|(k, v)| (k.clone(), v.len())).collect::<BTreeMap<_, _>>(),
+            "error records per category"
+        );
+        if let Some(lines) = want.get(INVALID_JSON) {
+            let diff = multiset_diff(
+                &multiset(lines.iter().map(|l| l.text.clone())),
+                &multiset(by_cat[INVALID_JSON].iter().cloned()),
+            );
+            assert!(diff.is_empty(), "invalid_json records differ: {diff}");
+        }
+    }
 }
