@@ -460,6 +460,7 @@ impl Pipeline {
                 failpoint::hit("before_commit");
                 cp.save(&self.state)?;
                 if !done.is_empty() {
+                    tracing::info!(shards = ?done, "shard finished: read to its end and durable");
                     self.summary.shards_finished += done.len() as u64;
                     self.finished
                         .lock()

@@ -168,6 +168,60 @@ impl Aws {
             .collect()
     }
 
+    /// Every shard's parents (ListShards), for checking read order.
+    pub fn shard_parents(&self) -> BTreeMap<String, Vec<String>> {
+        let out = self
+            .rt
+            .block_on(self.kinesis.list_shards().stream_name(&self.stream).send())
+            .expect("list shards");
+        out.shards()
+            .iter()
+            .map(|s| {
+                let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned)
+                    .collect();
+                (s.shard_id().to_owned(), parents)
+            })
+            .collect()
+    }
+
+    /// Split an open shard in the middle of its hash key range.
+    pub fn split(&self, shard: &str) {
+        let (_, lo, hi) = self
+            .open_shards()
+            .into_iter()
+            .find(|(id, _, _)| id == shard)
+            .expect("open shard");
+        self.rt
+            .block_on(
+                self.kinesis
+                    .split_shard()
+                    .stream_name(&self.stream)
+                    .shard_to_split(shard)
+                    .new_starting_hash_key((lo + (hi - lo) / 2 + 1).to_string())
+                    .send(),
+            )
+            .expect("split shard");
+        self.wait_active();
+    }
+
+    /// Merge two open shards with adjacent hash key ranges.
+    pub fn merge(&self, a: &str, b: &str) {
+        self.rt
+            .block_on(
+                self.kinesis
+                    .merge_shards()
+                    .stream_name(&self.stream)
+                    .shard_to_merge(a)
+                    .adjacent_shard_to_merge(b)
+                    .send(),
+            )
+            .expect("merge shards");
+        self.wait_active();
+    }
+
     /// `lakehose put` of an NDJSON file into this test's stream.
     pub fn put(&self, input: &Path, extra: &[&str]) {
         let mut c = lakehose_cmd();
