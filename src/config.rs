@@ -62,6 +62,8 @@ pub struct Config {
     pub mask: MaskConfig,
     /// The catalog the lake's tables are registered in.
     pub catalog: CatalogConfig,
+    /// Dropping producer duplicates by `record_id`.
+    pub dedup: DedupConfig,
     /// Region and endpoints shared by every AWS client.
     pub aws: AwsConfig,
     /// Read a Kinesis Data Stream instead of `input.path`.
@@ -82,9 +84,36 @@ impl Default for Config {
             buffer: BufferConfig::default(),
             mask: MaskConfig::default(),
             catalog: CatalogConfig::default(),
+            dedup: DedupConfig::default(),
             aws: AwsConfig::default(),
             kinesis: None,
             s3: None,
+        }
+    }
+}
+
+/// The duplicate window: per table whose schema declares `record_id`, a
+/// valid record whose id was seen among the last `window_ids` ids and
+/// within `window_seconds` of arrival time is dropped (and counted). The
+/// window lives in memory (about 40 bytes per id) and starts empty at each
+/// start, apart from the records re-read from the checkpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Drop duplicates at all. Default true.
+    pub enabled: bool,
+    /// Ids remembered per table. Default 1,000,000 (about 40 MiB).
+    pub window_ids: usize,
+    /// How long an id is remembered, in seconds of arrival time. Default 3600.
+    pub window_seconds: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            enabled: true,
+            window_ids: 1_000_000,
+            window_seconds: 3600,
         }
     }
 }
@@ -381,7 +410,10 @@ impl Config {
             }
         }
         if self.catalog.kind == CatalogKind::Glue && self.s3.is_none() {
-            return Err("catalog.kind = \"glue\" needs an [s3] lake: Athena cannot read a local directory".into());
+            return Err(
+                "catalog.kind = \"glue\" needs an [s3] lake: Athena cannot read a local directory"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -441,12 +473,27 @@ mod tests {
             ("bogus = 1", Err("unknown field")),
             ("lake = ", Err("")), // broken TOML is an error, whatever toml says
             ("[kinesis]\nstream = \"s\"\nstart = \"latest\"", Ok(())),
-            ("[kinesis]\nstart = \"latest\"", Err("kinesis.stream is required")),
-            ("[kinesis]\nstream = \"s\"\nstart = \"oldest\"", Err("unknown variant")),
-            ("[s3]\nbucket = \"b\"\nsse = \"aws-kms\"\nsse_kms_key_id = \"k\"", Ok(())),
-            ("[s3]\nbucket = \"b\"\nsse_kms_key_id = \"k\"", Err("needs s3.sse")),
+            (
+                "[kinesis]\nstart = \"latest\"",
+                Err("kinesis.stream is required"),
+            ),
+            (
+                "[kinesis]\nstream = \"s\"\nstart = \"oldest\"",
+                Err("unknown variant"),
+            ),
+            (
+                "[s3]\nbucket = \"b\"\nsse = \"aws-kms\"\nsse_kms_key_id = \"k\"",
+                Ok(()),
+            ),
+            (
+                "[s3]\nbucket = \"b\"\nsse_kms_key_id = \"k\"",
+                Err("needs s3.sse"),
+            ),
             ("[s3]\nbucket = \"b\"\npart_size_mib = 1", Err("at least 5")),
-            ("[s3]\nbucket = \"b\"\naccess_key = \"AKIA\"", Err("unknown field")), // no secrets in files
+            (
+                "[s3]\nbucket = \"b\"\naccess_key = \"AKIA\"",
+                Err("unknown field"),
+            ), // no secrets in files
             ("[catalog]\nkind = \"glue\"", Err("needs an [s3] lake")),
         ];
         for (text, want) in cases {

@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use lakehose::buffer::Policy;
 use lakehose::aws::Aws;
+use lakehose::buffer::Policy;
 use lakehose::catalog::glue::GlueCatalog;
 use lakehose::catalog::{Catalog, LakeCatalog};
-use lakehose::checkpoint::s3::S3CheckpointStore;
 use lakehose::checkpoint::local::LocalCheckpointStore;
+use lakehose::checkpoint::s3::S3CheckpointStore;
 use lakehose::checkpoint::CheckpointStore;
 use lakehose::config::{CatalogKind, Config};
 use lakehose::gen::{self, EventKind, GenOptions};
@@ -23,8 +23,8 @@ use lakehose::pipeline::{Pipeline, PipelineOptions};
 use lakehose::schema::{glue, Registry};
 use lakehose::sink::s3::S3Store;
 use lakehose::sink::{LocalStore, ObjectStore};
-use lakehose::source::kinesis::KinesisSource;
 use lakehose::source::file::FileSource;
+use lakehose::source::kinesis::KinesisSource;
 use lakehose::source::Source;
 use lakehose::summary::Summary;
 use lakehose::transform::{Routing, Transformer};
@@ -54,6 +54,10 @@ enum Command {
         #[command(subcommand)]
         what: SchemaCommand,
     },
+    /// Re-run error records through the current schemas: those that pass
+    /// land in the lake (partitions registered), the rest in new error
+    /// objects; replayed objects are marked, never replayed twice.
+    Replay(ReplayArgs),
     /// Put NDJSON lines into a Kinesis stream (PutRecords, partial
     /// failures retried with backoff), e.g. `lakehose gen taxi | lakehose put --stream s`.
     Put(PutArgs),
@@ -153,6 +157,43 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ReplayArgs {
+    /// TOML config file (lake or [s3], prefix, schemas, catalog, mask key).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Lake directory (overrides `lake`).
+    #[arg(long)]
+    lake: Option<PathBuf>,
+    /// Schemas directory (overrides `schemas`): the fixed schemas.
+    #[arg(long)]
+    schemas: Option<PathBuf>,
+    /// Only this table's error objects (`_unrouted` for those that reached none).
+    #[arg(long)]
+    table: Option<String>,
+    /// Only this category (e.g. schema_violation).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only error objects of this arrival hour or later (RFC 3339, or epoch s/ms).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only error objects of arrival hours before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Print what would pass and what would still fail, by category; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Delete each error object once replayed (default: keep it, marked).
+    #[arg(long)]
+    purge: bool,
+    /// Use the fixed, public masking key when none is configured: local trials only.
+    #[arg(long)]
+    insecure_dev_key: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct PutArgs {
     /// Stream name.
     #[arg(long)]
@@ -242,6 +283,7 @@ fn main() {
         Command::Schema { what } => schema(what),
         Command::Errors { what } => errors(what),
         Command::Put(a) => put(a),
+        Command::Replay(a) => replay(a),
     };
     if let Err(e) = result {
         eprintln!("lakehose: error: {}", one_line(&e));
@@ -374,6 +416,10 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         PipelineOptions {
             policy,
             prefix: cfg.prefix.clone(),
+            dedup: cfg.dedup.enabled.then_some((
+                cfg.dedup.window_ids,
+                (cfg.dedup.window_seconds as i64).saturating_mul(1000),
+            )),
         },
     )?;
 
@@ -409,6 +455,75 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
     }
     result?;
+    Ok(())
+}
+
+fn parse_time(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_deref()
+        .map(|t| {
+            lakehose::transform::timestamp::parse_timestamp_str(t, Default::default())
+                .with_context(|| format!("{flag} {t:?}"))
+        })
+        .transpose()
+}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(v) = a.lake {
+        cfg.lake = v;
+    }
+    if let Some(v) = a.schemas {
+        cfg.schemas = v;
+    }
+    cfg.mask.insecure_dev_key |= a.insecure_dev_key;
+    if cfg.s3.is_none() && !cfg.lake.is_dir() {
+        bail!("lake {}: no such directory", cfg.lake.display());
+    }
+    let registry = Arc::new(Registry::load_dir(&cfg.schemas)?);
+    let routing = match &cfg.input.route_field {
+        Some(f) => Routing::Field(f.clone()),
+        None => Routing::Fixed(registry.index_of(&cfg.input.table).unwrap_or_default()),
+    };
+    let needs_key = registry.tables().iter().any(|t| !t.ext.mask.is_empty());
+    let key = if needs_key {
+        cfg.mask_key()?
+    } else {
+        Vec::new()
+    };
+    let transformer = Transformer::new(
+        registry,
+        &key,
+        routing,
+        "replay".into(),
+        cfg.input.max_record_bytes,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let lake = Lake::open(&cfg)?;
+    let catalog = lake.catalog(&cfg)?;
+    let opts = lakehose::quarantine::replay::ReplayOptions {
+        table: a.table,
+        category: a.category,
+        since_ms: parse_time("--since", &a.since)?,
+        until_ms: parse_time("--until", &a.until)?,
+        dry_run: a.dry_run,
+        purge: a.purge,
+        can_route: cfg.input.route_field.is_some(),
+    };
+    let report = lakehose::quarantine::replay::replay(
+        lake.store.as_ref(),
+        catalog.as_ref(),
+        &transformer,
+        &cfg.prefix,
+        &opts,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render(a.dry_run));
+    }
     Ok(())
 }
 
@@ -451,14 +566,7 @@ fn errors(what: ErrorsCommand) -> anyhow::Result<()> {
     if cfg.s3.is_none() && !cfg.lake.is_dir() {
         bail!("lake {}: no such directory", cfg.lake.display());
     }
-    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
-        v.as_deref()
-            .map(|t| {
-                lakehose::transform::timestamp::parse_timestamp_str(t, Default::default())
-                    .with_context(|| format!("{flag} {t:?}"))
-            })
-            .transpose()
-    };
+    let time = parse_time;
     let lake = Lake::open(&cfg)?;
     let store = lake.store.as_ref();
     let filter = lakehose::quarantine::Filter {

@@ -20,6 +20,7 @@ use crate::partition::time_path;
 use crate::sink::ObjectStore;
 use crate::source::{Chunk, Source, SourceContext};
 use crate::summary::Summary;
+use crate::transform::dedup::DedupWindow;
 use crate::transform::{Outcome, Transformer};
 
 /// Chunks read ahead of the transform; bounds memory held by the reader.
@@ -48,6 +49,9 @@ pub struct Pipeline {
     instance: String,
     counter: u64,
     stream: String,
+    /// Per table, the window of recent record ids (None: no `record_id`,
+    /// or dropping is off).
+    dedup: Vec<Option<DedupWindow>>,
     pub summary: Summary,
 }
 
@@ -55,6 +59,9 @@ pub struct Pipeline {
 pub struct PipelineOptions {
     pub policy: Policy,
     pub prefix: String,
+    /// Producer-duplicate window per table with a `record_id`: (ids, ms);
+    /// None turns dropping off.
+    pub dedup: Option<(usize, i64)>,
 }
 
 impl Pipeline {
@@ -73,6 +80,17 @@ impl Pipeline {
             Some(cp) => checkpoint::recover(cp, store.as_ref())?,
             None => (CheckpointState::default(), Delivered::default()),
         };
+        let mut dedup: Vec<Option<DedupWindow>> = Vec::new();
+        for t in transformer.registry().tables() {
+            dedup.push(match (&t.ext.record_id, opts.dedup) {
+                (Some(field), Some((ids, ms))) => {
+                    let mut w = DedupWindow::new(ids, ms);
+                    seed_window(&mut w, store.as_ref(), &opts.prefix, t, field, ms)?;
+                    Some(w)
+                }
+                _ => None,
+            });
+        }
         Ok(Pipeline {
             transformer,
             store,
@@ -89,6 +107,7 @@ impl Pipeline {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             counter: 0,
             stream: String::new(),
+            dedup,
             summary: Summary::default(),
         })
     }
@@ -187,9 +206,16 @@ impl Pipeline {
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
+            // The table and id of a valid record, for the duplicate window.
+            let mut id: Option<(usize, String)> = None;
             let (route, kind, pending) = match outcome {
                 Outcome::Ok(tr) => {
                     let table = registry.by_index(tr.table);
+                    if self.dedup[tr.table].is_some() {
+                        if let Some(field) = table.ext.record_id.as_deref() {
+                            id = record_id(&tr.value, field).map(|i| (tr.table, i));
+                        }
+                    }
                     let route = format!("{}/{}", table.name, tr.partition);
                     let kind = RouteKind::Data {
                         table: tr.table,
@@ -235,6 +261,14 @@ impl Pipeline {
             if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {
                 self.summary.skipped_delivered += 1;
                 continue;
+            }
+            if let Some((t, id)) = id {
+                if let Some(w) = self.dedup[t].as_mut() {
+                    if w.is_repeat(&id, chunk.arrival_ms) {
+                        self.summary.duplicates_dropped += 1;
+                        continue;
+                    }
+                }
             }
             let buf = match self.buffers.get_mut(&route) {
                 Some(b) => b,
@@ -317,7 +351,14 @@ impl Pipeline {
         let mut objects: Vec<(Intent, Vec<u8>, RouteKind, u64)> = Vec::with_capacity(taken.len());
         for (route, b) in &taken {
             self.counter += 1;
-            let name = format!("part-{}-{:06}", self.instance, self.counter);
+            // The flush time first: object names sort by time, and a
+            // restart can tell recent objects (duplicate window) by name.
+            let name = format!(
+                "part-{:012x}-{}-{:06}",
+                crate::source::now_ms(),
+                self.instance,
+                self.counter
+            );
             let key = match &b.kind {
                 RouteKind::Data { table, partition } => format!(
                     "{}{}/{}/{}.snappy.parquet",
@@ -375,11 +416,17 @@ impl Pipeline {
             let ps: Vec<String> = ps.into_iter().collect();
             if let Err(e) = self.catalog.register_partitions(t, &ps) {
                 tracing::warn!(table, partitions = ps.len(), error = %e, "catalog registration failed; owed and retried at the next flush");
-                self.state.owed_partitions.insert(table, ps.into_iter().collect());
+                self.state
+                    .owed_partitions
+                    .insert(table, ps.into_iter().collect());
             }
         }
-        self.summary.partitions_owed =
-            self.state.owed_partitions.values().map(|s| s.len() as u64).sum();
+        self.summary.partitions_owed = self
+            .state
+            .owed_partitions
+            .values()
+            .map(|s| s.len() as u64)
+            .sum();
         // 2. Intents, so a crash after any object is written is recoverable.
         if let Some(cp) = self.checkpoints.as_deref_mut() {
             if !objects.is_empty() || !self.state.owed_partitions.is_empty() {
@@ -462,13 +509,66 @@ impl Pipeline {
                 if !done.is_empty() {
                     tracing::info!(shards = ?done, "shard finished: read to its end and durable");
                     self.summary.shards_finished += done.len() as u64;
-                    self.finished
-                        .lock()
-                        .expect("finished lock")
-                        .extend(done);
+                    self.finished.lock().expect("finished lock").extend(done);
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The text of a record's id at a dotted path (strings as they are,
+/// numbers in their JSON form); None when absent or not a scalar.
+fn record_id(v: &serde_json::Value, path: &str) -> Option<String> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        cur = cur.get(seg)?;
+    }
+    match cur {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Seed a table's duplicate window from the lake: the ids of the data
+/// objects this table got within the window's time (object names carry
+/// their flush time as 12 hex digits of epoch ms),
+/// so duplicates of records a previous run made durable are still caught
+/// after a restart. Only top-level ids can be read back this way.
+fn seed_window(
+    w: &mut DedupWindow,
+    store: &dyn ObjectStore,
+    prefix: &str,
+    t: &crate::schema::TableSchema,
+    field: &str,
+    window_ms: i64,
+) -> Result<()> {
+    if field.contains('.') {
+        return Ok(());
+    }
+    let since = crate::source::now_ms().saturating_sub(window_ms);
+    let mut objects: Vec<(i64, String)> = store
+        .list(&format!("{prefix}{}/", t.name))?
+        .into_iter()
+        .filter_map(|k| {
+            let name = k.rsplit('/').next()?.strip_prefix("part-")?;
+            let ms = i64::from_str_radix(name.get(..12)?, 16).ok()?;
+            (k.ends_with(".snappy.parquet") && ms >= since).then_some((ms, k))
+        })
+        .collect();
+    objects.sort();
+    let column = field.to_lowercase();
+    for (ms, key) in objects {
+        let Some(bytes) = store.get(&key)? else {
+            continue;
+        };
+        for id in crate::encode::parquet::read_string_column(bytes, &column)? {
+            w.is_repeat(&id, ms);
+        }
+    }
+    if !w.is_empty() {
+        tracing::info!(table = %t.name, ids = w.len(), "duplicate window seeded from the lake");
+    }
+    Ok(())
 }

@@ -13,6 +13,9 @@ pub struct Summary {
     pub written: u64,
     /// Records written to the error prefix, by category.
     pub errored: BTreeMap<&'static str, u64>,
+    /// Valid records dropped as producer duplicates (an id seen within the
+    /// table's `record_id` window).
+    pub duplicates_dropped: u64,
     /// Records skipped because a previous run already delivered them.
     pub skipped_delivered: u64,
     pub objects: u64,
@@ -65,6 +68,13 @@ impl Summary {
         line(&mut out, "errored", group(self.errored_total()));
         for (k, v) in &self.errored {
             line(&mut out, &format!("  {k}"), group(*v));
+        }
+        if self.duplicates_dropped > 0 {
+            line(
+                &mut out,
+                "duplicates dropped",
+                group(self.duplicates_dropped),
+            );
         }
         if self.skipped_delivered > 0 {
             line(

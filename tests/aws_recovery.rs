@@ -29,10 +29,9 @@ fn setup(test: &str, count: u64, seed: u64) -> (Aws, Lake, std::path::PathBuf, E
     aws.put(&input, &[]);
     let cfg = aws.config(&lake, SMALL);
     // The [kinesis] table of the config gets smaller batches.
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[kinesis]\n",
-        &format!("[kinesis]\n{SMALL_BATCHES}"),
-    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[kinesis]\n", &format!("[kinesis]\n{SMALL_BATCHES}"));
     std::fs::write(&cfg, text).unwrap();
     (aws, lake, cfg, exp)
 }
@@ -71,7 +70,9 @@ fn failpoints_then_restart_deliver_exactly_once() {
             let out = lake.run_cmd(cmd, None);
             assert!(
                 !out.status.success()
-                    && out.stderr.contains(&format!("failpoint {name}:{n} reached")),
+                    && out
+                        .stderr
+                        .contains(&format!("failpoint {name}:{n} reached")),
                 "{what}: failpoint {name}:{n} not reached: {}",
                 out.stderr
             );
@@ -88,7 +89,11 @@ fn sigkill_mid_stream_then_restart_delivers_exactly_once() {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn");
         let reached = poll_until(POLL_TIMEOUT, || {
-            aws.keys().iter().filter(|k| k.ends_with(".parquet")).count() >= objects
+            aws.keys()
+                .iter()
+                .filter(|k| k.ends_with(".parquet"))
+                .count()
+                >= objects
                 || child.try_wait().unwrap().is_some()
         });
         assert!(reached, "no {objects} objects within {POLL_TIMEOUT:?}");

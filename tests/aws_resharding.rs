@@ -41,9 +41,15 @@ fn split_then_merge_loses_nothing_and_reads_parents_first() {
     // with shard 1 (closing both), the rest.
     let open = aws.open_shards();
     let (s0, s1) = (open[0].0.clone(), open[1].0.clone());
-    aws.put(&slice(&lake, &text, third, third + third / 2, "b.ndjson"), &key);
+    aws.put(
+        &slice(&lake, &text, third, third + third / 2, "b.ndjson"),
+        &key,
+    );
     aws.split(&s0);
-    aws.put(&slice(&lake, &text, third + third / 2, 2 * third, "c.ndjson"), &key);
+    aws.put(
+        &slice(&lake, &text, third + third / 2, 2 * third, "c.ndjson"),
+        &key,
+    );
     let upper_child = aws
         .open_shards()
         .into_iter()
@@ -52,7 +58,10 @@ fn split_then_merge_loses_nothing_and_reads_parents_first() {
         .expect("children of the split")
         .0;
     aws.merge(&upper_child, &s1);
-    aws.put(&slice(&lake, &text, 2 * third, exp.lines.len(), "d.ndjson"), &key);
+    aws.put(
+        &slice(&lake, &text, 2 * third, exp.lines.len(), "d.ndjson"),
+        &key,
+    );
 
     let mut cmd = aws.run_command(&lake, &cfg, &[]);
     cmd.env("LAKEHOSE_LOG", "info");
@@ -80,7 +89,10 @@ fn split_then_merge_loses_nothing_and_reads_parents_first() {
             checked += 1;
             let f = finished(&p)
                 .unwrap_or_else(|| panic!("{child} started but parent {p} never finished:\n{log}"));
-            assert!(f < line_of(at), "{child} started before {p} finished:\n{log}");
+            assert!(
+                f < line_of(at),
+                "{child} started before {p} finished:\n{log}"
+            );
         }
     }
     // Split: 2 children with 1 parent each; merge: 1 child with 2.

@@ -58,7 +58,9 @@ impl GlueCatalog {
     async fn ensure_database(&self) -> Result<()> {
         match self.client.get_database().name(&self.database).send().await {
             Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) => {}
             Err(e) => return Err(self.fail("", describe(&e))),
         }
         let input = DatabaseInput::builder()
@@ -66,9 +68,20 @@ impl GlueCatalog {
             .description("created by lakehose")
             .build()
             .map_err(|e| self.fail("", e))?;
-        match self.client.create_database().database_input(input).send().await {
+        match self
+            .client
+            .create_database()
+            .database_input(input)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.fail("", describe(&e))),
         }
     }
@@ -89,7 +102,10 @@ impl GlueCatalog {
                     .map(|sd| sd.columns().to_vec())
                     .unwrap_or_default()
             }),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) =>
+            {
                 None
             }
             Err(e) => return Err(self.fail(&t.name, describe(&e))),
@@ -108,7 +124,8 @@ impl GlueCatalog {
                     Ok(_) => {}
                     // Another instance created it meanwhile: it holds the same columns.
                     Err(e)
-                        if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_already_exists_exception()) => {}
                     Err(e) => return Err(self.fail(&t.name, describe(&e))),
                 }
             }
@@ -335,8 +352,11 @@ mod tests {
             sd.serde_info().unwrap().serialization_library(),
             Some(crate::schema::glue::SERDE)
         );
-        let cols: Vec<(&str, Option<&str>)> =
-            sd.columns().iter().map(|c| (c.name(), c.r#type())).collect();
+        let cols: Vec<(&str, Option<&str>)> = sd
+            .columns()
+            .iter()
+            .map(|c| (c.name(), c.r#type()))
+            .collect();
         assert_eq!(
             cols,
             [
@@ -349,7 +369,10 @@ mod tests {
         let keys: Vec<&str> = ti.partition_keys().iter().map(|c| c.name()).collect();
         assert_eq!(keys, ["year", "month", "day", "hour", "vendor"]);
         assert_eq!(
-            ti.parameters().unwrap().get("classification").map(String::as_str),
+            ti.parameters()
+                .unwrap()
+                .get("classification")
+                .map(String::as_str),
             Some("parquet")
         );
     }

@@ -46,8 +46,8 @@ impl CheckpointStore for S3CheckpointStore {
     }
 
     fn save(&mut self, state: &CheckpointState) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(state)
-            .map_err(|e| Error::checkpoint(self.location(), e))?;
+        let bytes =
+            serde_json::to_vec_pretty(state).map_err(|e| Error::checkpoint(self.location(), e))?;
         let pre = match &self.etag {
             Some(e) => Precondition::Matches(e.clone()),
             None => Precondition::Absent,

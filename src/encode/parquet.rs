@@ -87,3 +87,44 @@ impl ParquetObject {
         writer.into_inner().map_err(|e| Error::encode(what(), e))
     }
 }
+
+/// The values of one top-level string (or integer) column of a Parquet
+/// object, e.g. the record ids a duplicate window is seeded with.
+pub fn read_string_column(bytes: Vec<u8>, column: &str) -> Result<Vec<String>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let fail = |e: &dyn std::fmt::Display| Error::encode(format!("reading column {column}"), e);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| fail(&e))?;
+    let Some(idx) = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [column])
+    else {
+        return Ok(Vec::new());
+    };
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [idx]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| fail(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| fail(&e))?;
+        let col = batch.column(0);
+        for i in 0..col.len() {
+            if col.is_null(i) {
+                continue;
+            }
+            if let Some(s) = col.as_string_opt::<i32>() {
+                out.push(s.value(i).to_owned());
+            } else if let Some(n) = col.as_primitive_opt::<arrow_array::types::Int64Type>() {
+                out.push(n.value(i).to_string());
+            }
+        }
+    }
+    Ok(out)
+}

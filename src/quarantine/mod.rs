@@ -7,6 +7,8 @@
 //! records themselves. Messages and `rawData` are already masked when
 //! written, so nothing here can reveal raw PII.
 
+pub mod replay;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -42,7 +44,9 @@ impl Filter {
 
 /// Call `visit(table, category, record)` for every error record the filter
 /// keeps, in key order, one object in memory at a time (an error prefix can
-/// be far larger than memory). `visit` returns false to stop early.
+/// be far larger than memory). Objects a replay has completed are left
+/// out: their records are in the lake or in newer error objects now.
+/// `visit` returns false to stop early.
 pub fn for_each_record(
     store: &dyn ObjectStore,
     prefix: &str,
@@ -54,8 +58,9 @@ pub fn for_each_record(
         Some(t) => format!("{root}{t}/"),
         None => root.clone(),
     };
+    let replayed = replay::replayed_keys(store, prefix)?;
     for key in store.list(&scope)? {
-        if !key.ends_with(".ndjson.gz") {
+        if !key.ends_with(".ndjson.gz") || replayed.contains(&key) {
             continue;
         }
         // errors/<table>/<category>/year=.../<object>

@@ -96,6 +96,15 @@ impl ObjectStore for LocalStore {
         format!("file://{}/{}", self.root.display(), key)
     }
 
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::sink(path.display(), e)),
+        }
+    }
+
     fn discard_partial(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {

@@ -16,6 +16,9 @@ pub trait ObjectStore: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// URL of a key prefix as a catalog records it (`file:///...` or `s3://...`).
     fn url(&self, key: &str) -> String;
+    /// Remove an object; removing a missing one is not an error (replay
+    /// `--purge` removes error objects it has replayed).
+    fn delete(&self, key: &str) -> Result<()>;
     /// Remove what an interrupted `put` of `key` may have left behind
     /// (recovery calls it for intents whose object never landed).
     fn discard_partial(&self, _key: &str) -> Result<()> {

@@ -89,7 +89,14 @@ impl S3Store {
     /// The object and its ETag, if it exists.
     pub fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         self.aws.block_on(async {
-            let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(o) => o,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                     return Ok(None)
@@ -122,7 +129,9 @@ impl S3Store {
             Precondition::Matches(etag) => req.if_match(etag),
         };
         match self.aws.block_on(req.send()) {
-            Ok(o) => Ok(Conditional::Written(o.e_tag().unwrap_or_default().to_owned())),
+            Ok(o) => Ok(Conditional::Written(
+                o.e_tag().unwrap_or_default().to_owned(),
+            )),
             Err(e) => {
                 let status = e.raw_response().map(|r| r.status().as_u16());
                 // 412: the precondition failed; 409: a concurrent conditional
@@ -248,7 +257,11 @@ impl ObjectStore for S3Store {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| self.fail(prefix, &describe(&e)))?;
-                keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_owned)),
+                );
             }
             keys.sort();
             Ok(keys)
@@ -257,6 +270,14 @@ impl ObjectStore for S3Store {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let req = self.client.delete_object().bucket(&self.bucket).key(key);
+        self.aws
+            .block_on(req.send())
+            .map(|_| ())
+            .map_err(|e| self.fail(key, &describe(&e)))
     }
 
     fn discard_partial(&self, key: &str) -> Result<()> {

@@ -85,11 +85,7 @@ impl Source for FileSource {
             .map(|m| m.len())
     }
 
-    fn run(
-        self: Box<Self>,
-        ctx: &SourceContext,
-        tx: Sender<Result<Chunk>>,
-    ) -> Result<()> {
+    fn run(self: Box<Self>, ctx: &SourceContext, tx: Sender<Result<Chunk>>) -> Result<()> {
         let (resume, stop) = (&ctx.resume, &ctx.stop);
         let display = self
             .path
@@ -229,7 +225,10 @@ mod tests {
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         Box::new(src)
-            .run(&SourceContext::new(st, Arc::new(AtomicBool::new(false))), tx)
+            .run(
+                &SourceContext::new(st, Arc::new(AtomicBool::new(false))),
+                tx,
+            )
             .unwrap();
         let mut out = vec![];
         let mut last_next = 0;
@@ -290,7 +289,10 @@ mod tests {
         st.shards.insert(FILE_SHARD.into(), Position::new(99, 0));
         let (tx, _rx) = crossbeam_channel::unbounded();
         let e = Box::new(src)
-            .run(&SourceContext::new(st, Arc::new(AtomicBool::new(false))), tx)
+            .run(
+                &SourceContext::new(st, Arc::new(AtomicBool::new(false))),
+                tx,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
     }

@@ -219,7 +219,10 @@ impl KinesisSource {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => None,
             };
             match msg {
-                Some(Msg::Batch { chunk, caught_up: at_tip }) => {
+                Some(Msg::Batch {
+                    chunk,
+                    caught_up: at_tip,
+                }) => {
                     let id = chunk.shard.to_string();
                     if at_tip {
                         caught_up.insert(id.clone());

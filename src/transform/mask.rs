@@ -130,6 +130,17 @@ impl Masker {
             .sum()
     }
 
+    /// As [`Masker::apply`], leaving alone the fields whose rule path is in
+    /// `skip` (a replayed error record's fields that were masked already:
+    /// masking them again would hash a hash).
+    pub fn apply_except(&self, record: &mut Value, skip: &[String]) -> usize {
+        self.rules
+            .iter()
+            .filter(|rule| !skip.contains(&rule.path))
+            .map(|rule| self.apply_path(record, &rule.segments, rule.kind))
+            .sum()
+    }
+
     pub fn rules(&self) -> &[MaskRule] {
         &self.rules
     }

@@ -6,6 +6,7 @@
 //! Failed records are masked too whenever they parse, so no raw PII is
 //! ever written anywhere.
 
+pub mod dedup;
 pub mod mask;
 pub mod timestamp;
 
@@ -158,6 +159,37 @@ impl Transformer {
 
     /// `arrival_ms` is used as event time for tables that declare none.
     pub fn transform(&self, raw: &[u8], arrival_ms: i64) -> Outcome {
+        self.transform_with(raw, arrival_ms, None, &[], &[], None)
+    }
+
+    /// Re-run a stored error record (replay): `table` is the table it was
+    /// filed under (None: route it as live data), `premasked` the mask
+    /// paths its stored form already carries (not masked again), `trusted`
+    /// those of them whose violations are not held against the record: the
+    /// stored value is a mask, not what the producer sent, and it passed
+    /// validation the first time. `source` is the record's original source,
+    /// kept in the `source` column.
+    pub fn retransform(
+        &self,
+        raw: &[u8],
+        arrival_ms: i64,
+        table: Option<usize>,
+        premasked: &[String],
+        trusted: &[String],
+        source: &str,
+    ) -> Outcome {
+        self.transform_with(raw, arrival_ms, table, premasked, trusted, Some(source))
+    }
+
+    fn transform_with(
+        &self,
+        raw: &[u8],
+        arrival_ms: i64,
+        table_override: Option<usize>,
+        premasked: &[String],
+        trusted: &[String],
+        source: Option<&str>,
+    ) -> Outcome {
         let too_large = raw.len() > self.max_record_bytes;
         let parsed: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
@@ -172,10 +204,10 @@ impl Transformer {
                 };
                 return Outcome::Failed(FailedRecord {
                     // With a fixed table the record's table is known even unparsed.
-                    table: match self.routing {
+                    table: table_override.or(match self.routing {
                         Routing::Fixed(t) => Some(t),
                         Routing::Field(_) => None,
-                    },
+                    }),
                     category,
                     message,
                     details: Vec::new(),
@@ -184,7 +216,11 @@ impl Transformer {
                 });
             }
         };
-        let table = match self.route(&parsed) {
+        let routed = match table_override {
+            Some(t) => Ok(t),
+            None => self.route(&parsed),
+        };
+        let table = match routed {
             Ok(t) => t,
             Err(message) => {
                 return Outcome::Failed(self.failed(
@@ -193,6 +229,7 @@ impl Transformer {
                     message,
                     Vec::new(),
                     parsed,
+                    premasked,
                 ))
             }
         };
@@ -204,12 +241,17 @@ impl Transformer {
                 message,
                 Vec::new(),
                 parsed,
+                premasked,
             ));
         }
         let schema = self.registry.by_index(table);
         let validator = schema.validator();
+        let mut details = Vec::new();
         if !validator.is_valid(&parsed) {
-            let details = self.violations(schema, &parsed);
+            details = self.violations(schema, &parsed);
+            details.retain(|d| !trusted.iter().any(|m| at_or_below(&d.path, m)));
+        }
+        if !details.is_empty() {
             let message = format!(
                 "{} schema violation{}: {}",
                 details.len(),
@@ -226,6 +268,7 @@ impl Transformer {
                 message,
                 details,
                 parsed,
+                premasked,
             ));
         }
         let mut value = parsed;
@@ -249,7 +292,7 @@ impl Transformer {
                             keyword: "timestamp".into(),
                             message: e.to_string(),
                         };
-                        return self.timestamp_failure(table, raw, detail);
+                        return self.timestamp_failure(table, raw, detail, premasked);
                     }
                 },
                 _ if is_event_time => {
@@ -258,7 +301,7 @@ impl Transformer {
                         keyword: "timestamp".into(),
                         message: "the event time field is missing or null".into(),
                     };
-                    return self.timestamp_failure(table, raw, detail);
+                    return self.timestamp_failure(table, raw, detail, premasked);
                 }
                 _ => continue,
             };
@@ -267,9 +310,10 @@ impl Transformer {
             }
         }
         if let Value::Object(map) = &mut value {
-            map.insert(SOURCE_COLUMN.to_owned(), Value::String(self.source.clone()));
+            let source = source.unwrap_or(&self.source);
+            map.insert(SOURCE_COLUMN.to_owned(), Value::String(source.to_owned()));
         }
-        self.maskers[table].apply(&mut value);
+        self.maskers[table].apply_except(&mut value, premasked);
         let partition = partition::partition_path(schema, event_ms.unwrap_or(arrival_ms), &value);
         Outcome::Ok(Transformed {
             table,
@@ -328,7 +372,13 @@ impl Transformer {
             .collect()
     }
 
-    fn timestamp_failure(&self, table: usize, raw: &[u8], detail: Detail) -> Outcome {
+    fn timestamp_failure(
+        &self,
+        table: usize,
+        raw: &[u8],
+        detail: Detail,
+        premasked: &[String],
+    ) -> Outcome {
         // The value was partly rewritten already; store the record as it came.
         let original: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
         let message = format!("{}: {}", detail.path, detail.message);
@@ -338,6 +388,7 @@ impl Transformer {
             message,
             vec![detail],
             original,
+            premasked,
         ))
     }
 
@@ -348,12 +399,13 @@ impl Transformer {
         message: String,
         details: Vec<Detail>,
         mut parsed: Value,
+        premasked: &[String],
     ) -> FailedRecord {
         let masker = match table {
             Some(t) => &self.maskers[t],
             None => &self.unrouted_masker,
         };
-        masker.apply(&mut parsed);
+        masker.apply_except(&mut parsed, premasked);
         FailedRecord {
             table,
             category,
@@ -386,6 +438,18 @@ fn touches_masked(instance_path: &str, mask: &[(String, MaskKind)]) -> bool {
         let n = segs.len().min(m.len());
         segs[..n] == m[..n]
     })
+}
+
+/// Whether the JSON pointer `path` is the dotted mask path `mask` or inside
+/// it (array indices ignored, as masks apply to every element).
+pub fn at_or_below(path: &str, mask: &str) -> bool {
+    let segs: Vec<&str> = path
+        .split('/')
+        .skip(1)
+        .filter(|s| s.parse::<usize>().is_err())
+        .collect();
+    let m: Vec<&str> = mask.split('.').collect();
+    segs.len() >= m.len() && segs[..m.len()] == m[..]
 }
 
 /// The value at a dotted path of objects, if any.

@@ -202,3 +202,44 @@ fn routing_by_field() {
         }
     }
 }
+
+#[test]
+fn retransform_masks_once_and_trusts_only_fields_that_passed() {
+    let t = transformer(Routing::Fixed(0));
+    let hashed = {
+        let Outcome::Ok(tr) = t.transform(
+            br#"{"id":"a","VendorID":1,"pickup":"2024-03-01T05:00:00Z","rider":{"email":"a@b.co"}}"#,
+            0,
+        ) else {
+            panic!("valid record failed")
+        };
+        tr.value["rider"]["email"].as_str().unwrap().to_owned()
+    };
+    let stored = format!(
+        r#"{{"id":"a","VendorID":1,"pickup":"2024-03-01T05:00:00Z","rider":{{"email":"{hashed}"}},"card":"************1234"}}"#
+    );
+    let premasked = ["rider.email".to_string(), "card".to_string()];
+    // (trusted fields, expected: Ok(email) or Err(violated path))
+    let cases: Vec<(Vec<String>, Result<&str, &str>)> = vec![
+        // email passed the first time: its hash is trusted and kept as is
+        (premasked.to_vec(), Ok(hashed.as_str())),
+        // email was the violation: it cannot be checked again, still fails
+        (vec!["card".to_string()], Err("/rider/email")),
+    ];
+    for (trusted, want) in cases {
+        let out = t.retransform(stored.as_bytes(), 0, Some(0), &premasked, &trusted, "orig");
+        match (out, want) {
+            (Outcome::Ok(tr), Ok(email)) => {
+                assert_eq!(tr.value["rider"]["email"], email, "masked twice");
+                assert_eq!(tr.value["card"], "************1234");
+                assert_eq!(tr.value["source"], "orig");
+            }
+            (Outcome::Failed(f), Err(path)) => {
+                assert!(f.details.iter().any(|d| d.path == path), "{:?}", f.details);
+                let v: Value = serde_json::from_slice(&f.data).unwrap();
+                assert_eq!(v["rider"]["email"], hashed.as_str(), "masked twice");
+            }
+            (o, w) => panic!("trusted {trusted:?}: want {w:?}, got {o:?}"),
+        }
+    }
+}

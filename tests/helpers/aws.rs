@@ -139,7 +139,10 @@ impl Aws {
             if status.as_deref() == Some("ACTIVE") {
                 return;
             }
-            assert!(Instant::now() < deadline, "stream never became ACTIVE: {status:?}");
+            assert!(
+                Instant::now() < deadline,
+                "stream never became ACTIVE: {status:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -292,7 +295,11 @@ impl Aws {
                         .send(),
                 )
                 .expect("list objects");
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             match out.next_continuation_token() {
                 Some(t) => token = Some(t.to_owned()),
                 None => break,

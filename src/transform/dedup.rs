@@ -1,0 +1,172 @@
+//! Dropping producer duplicates: producers retry PutRecords after partial
+//! failures, so one event can reach the stream twice under two sequence
+//! numbers. For a table whose schema names a `record_id`, a record whose id
+//! was seen within the window (the last `max_ids` ids and `max_age`
+//! milliseconds of arrival time) is dropped.
+//!
+//! Memory is bounded: ids are kept as 64-bit digests (about 40 bytes each
+//! with the index), evicted oldest first. Two distinct ids collide with
+//! probability about n²/2⁶⁵: one in 3.6·10⁷ for a window of a million.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+
+/// Fixed keys: digests must not depend on the process (a window seeded
+/// from what one run saw is compared with another run's records).
+const K0: u64 = 0x6c61_6b65_686f_7365;
+const K1: u64 = 0x6465_6475_7020_6964;
+
+#[derive(Debug)]
+pub struct DedupWindow {
+    max_ids: usize,
+    max_age_ms: i64,
+    /// digest -> arrival of its latest sighting.
+    seen: HashMap<u64, i64, IdentityHash>,
+    /// Sightings oldest first: (digest, arrival).
+    order: VecDeque<(u64, i64)>,
+}
+
+impl DedupWindow {
+    pub fn new(max_ids: usize, max_age_ms: i64) -> DedupWindow {
+        DedupWindow {
+            max_ids: max_ids.max(1),
+            max_age_ms,
+            seen: HashMap::with_hasher(IdentityHash),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn digest(id: &str) -> u64 {
+        let mut h = siphasher(K0, K1);
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    /// Record a sighting of `id` at `arrival_ms`; true when it is a repeat
+    /// of an id still in the window (the record is to be dropped).
+    pub fn is_repeat(&mut self, id: &str, arrival_ms: i64) -> bool {
+        self.evict(arrival_ms);
+        let d = Self::digest(id);
+        if self.seen.contains_key(&d) {
+            return true;
+        }
+        self.seen.insert(d, arrival_ms);
+        self.order.push_back((d, arrival_ms));
+        if self.order.len() > self.max_ids {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        false
+    }
+
+    fn evict(&mut self, now_ms: i64) {
+        while let Some(&(d, at)) = self.order.front() {
+            if now_ms - at <= self.max_age_ms {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&d);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// The keys are already SipHash digests: hashing them again is waste.
+#[derive(Debug, Clone, Copy, Default)]
+struct IdentityHash;
+
+impl BuildHasher for IdentityHash {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[allow(deprecated)]
+fn siphasher(k0: u64, k1: u64) -> std::hash::SipHasher {
+    // std's SipHash-2-4 with fixed keys: stable within a toolchain, which is
+    // all a window that lives in memory needs.
+    std::hash::SipHasher::new_with_keys(k0, k1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_by_count_and_by_age() {
+        // (max ids, max age, sightings (id, at), expected repeats)
+        type Case<'a> = (usize, i64, &'a [(&'a str, i64)], &'a [bool]);
+        let cases: &[Case] = &[
+            (
+                10,
+                1000,
+                &[("a", 0), ("b", 1), ("a", 2)],
+                &[false, false, true],
+            ),
+            // evicted by count: only the last 2 ids are remembered
+            (
+                2,
+                1000,
+                &[("a", 0), ("b", 1), ("c", 2), ("a", 3)],
+                &[false, false, false, false],
+            ),
+            // evicted by age
+            (
+                10,
+                100,
+                &[("a", 0), ("a", 50), ("a", 151)],
+                &[false, true, false],
+            ),
+            // a repeat does not extend its id's stay
+            (
+                10,
+                100,
+                &[("a", 0), ("a", 99), ("a", 101)],
+                &[false, true, false],
+            ),
+        ];
+        for (max, age, seq, want) in cases {
+            let mut w = DedupWindow::new(*max, *age);
+            let got: Vec<bool> = seq.iter().map(|(id, at)| w.is_repeat(id, *at)).collect();
+            assert_eq!(&got, want, "{seq:?}");
+            assert!(w.len() <= *max);
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut w = DedupWindow::new(1000, i64::MAX);
+        for i in 0..100_000 {
+            assert!(!w.is_repeat(&i.to_string(), i));
+        }
+        assert_eq!(w.len(), 1000);
+        assert!(w.is_repeat("99999", 100_000));
+        assert!(!w.is_repeat("5", 100_001));
+    }
+}
