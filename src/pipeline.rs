@@ -45,6 +45,9 @@ pub struct Pipeline {
     ended: BTreeSet<String>,
     /// Shared with the source: shards durably finished.
     finished: Arc<Mutex<BTreeSet<String>>>,
+    /// A flush failed after taking its buffers: checkpoints stay where they
+    /// are from then on (the run is ending with an error).
+    poisoned: bool,
     /// Unique per process, so object names never collide across writers.
     instance: String,
     counter: u64,
@@ -76,10 +79,16 @@ impl Pipeline {
             catalog.ensure_table(t)?;
         }
         let mut checkpoints = checkpoints;
-        let (state, delivered) = match checkpoints.as_deref_mut() {
+        let (mut state, delivered) = match checkpoints.as_deref_mut() {
             Some(cp) => checkpoint::recover(cp, store.as_ref())?,
             None => (CheckpointState::default(), Delivered::default()),
         };
+        if let (Some(cp), None) = (checkpoints.as_deref_mut(), state.started_ms) {
+            // Durable before anything is read: see `started_ms`.
+            state.started_ms = Some(crate::source::now_ms());
+            state.version = checkpoint::STATE_VERSION;
+            cp.save(&state)?;
+        }
         let mut dedup: Vec<Option<DedupWindow>> = Vec::new();
         for t in transformer.registry().tables() {
             dedup.push(match (&t.ext.record_id, opts.dedup) {
@@ -104,6 +113,7 @@ impl Pipeline {
             read_next: BTreeMap::new(),
             ended: BTreeSet::new(),
             finished: Arc::new(Mutex::new(BTreeSet::new())),
+            poisoned: false,
             instance: uuid::Uuid::now_v7().simple().to_string(),
             counter: 0,
             stream: String::new(),
@@ -141,9 +151,20 @@ impl Pipeline {
                 source: e,
             })?;
         let result = self.main_loop(&rx, &stop, &mut progress);
-        // On error, still write what is buffered: it is valid and checkpointed
-        // consistently, and a restart resumes after it.
-        let flushed = self.flush_all(FlushReason::Shutdown);
+        // On error, still write what is buffered: it is valid, its intents
+        // keep a restart from writing it twice, and unless a flush failed
+        // the checkpoint moves past it.
+        let mut flushed = self.flush_all(FlushReason::Shutdown);
+        if flushed.is_ok() && !self.state.owed_partitions.is_empty() {
+            // Delivered, but Athena cannot see these partitions yet: say so
+            // with a failing exit. With a checkpoint store they are retried
+            // at the next start.
+            let n: usize = self.state.owed_partitions.values().map(|s| s.len()).sum();
+            flushed = Err(Error::catalog(
+                "catalog",
+                format!("{n} partition(s) written but not registered: the catalog kept failing (see the warnings); they are retried at the next start"),
+            ));
+        }
         self.summary.elapsed = started.elapsed();
         drop(rx);
         if result.is_ok() && flushed.is_ok() {
@@ -258,17 +279,21 @@ impl Pipeline {
                     (route, kind, Pending::Error(Box::new(rec)))
                 }
             };
+            // Every valid record enters the window, delivered or not, so
+            // later repeats of a record a previous run wrote are caught.
+            let repeat = match &id {
+                Some((t, id)) => self.dedup[*t]
+                    .as_mut()
+                    .is_some_and(|w| w.is_repeat(id, chunk.arrival_ms)),
+                None => false,
+            };
             if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {
                 self.summary.skipped_delivered += 1;
                 continue;
             }
-            if let Some((t, id)) = id {
-                if let Some(w) = self.dedup[t].as_mut() {
-                    if w.is_repeat(&id, chunk.arrival_ms) {
-                        self.summary.duplicates_dropped += 1;
-                        continue;
-                    }
-                }
+            if repeat {
+                self.summary.duplicates_dropped += 1;
+                continue;
             }
             let buf = match self.buffers.get_mut(&route) {
                 Some(b) => b,
@@ -334,6 +359,18 @@ impl Pipeline {
     /// Turn buffers into objects, in the order that keeps exactly-once:
     /// register partitions, save intents, write objects, advance checkpoints.
     fn flush(&mut self, routes: Vec<(String, FlushReason)>) -> Result<()> {
+        let r = self.flush_inner(routes);
+        if r.is_err() {
+            // The buffers this flush took are gone from memory but not
+            // durable: no checkpoint may move past them any more. Intents
+            // of later flushes are still saved, so what does land is not
+            // written twice after the restart.
+            self.poisoned = true;
+        }
+        r
+    }
+
+    fn flush_inner(&mut self, routes: Vec<(String, FlushReason)>) -> Result<()> {
         let registry = self.transformer.registry().clone();
         let mut taken: Vec<(String, Buffer)> = routes
             .iter()
@@ -463,6 +500,9 @@ impl Pipeline {
         }
         // 4. Checkpoints: per shard, the lowest position still buffered, or
         // where reading resumes when nothing of that shard is buffered.
+        if self.poisoned {
+            return Ok(());
+        }
         if let Some(cp) = self.checkpoints.as_deref_mut() {
             let mut marks: BTreeMap<String, Position> = self
                 .read_next
@@ -563,8 +603,14 @@ fn seed_window(
         let Some(bytes) = store.get(&key)? else {
             continue;
         };
-        for id in crate::encode::parquet::read_string_column(bytes, &column)? {
-            w.is_repeat(&id, ms);
+        match crate::encode::parquet::read_string_column(bytes, &column) {
+            Ok(ids) => {
+                for id in ids {
+                    w.is_repeat(&id, ms);
+                }
+            }
+            // One unreadable object must not stop the service.
+            Err(e) => tracing::warn!(key, error = %e, "cannot read ids for the duplicate window"),
         }
     }
     if !w.is_empty() {

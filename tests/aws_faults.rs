@@ -93,3 +93,42 @@ fn throttling_and_transient_errors_are_retried_without_loss() {
     assert_eq!(registered, aws.partitions_on_s3(TABLE));
     assert_eq!(out.count("partitions_owed"), 0);
 }
+
+#[test]
+fn a_flush_that_fails_for_good_leaves_the_checkpoint_behind_it() {
+    let aws = Aws::new("failflush", 2);
+    let lake = Lake::new();
+    let (input, stats) = lake.gen_input(
+        "in.ndjson",
+        &gen_opts(EventKind::Taxi, 4_000, 0.05, 0.02, 52),
+    );
+    let exp = Expected::from_file(EventKind::Taxi, &input, &stats);
+    aws.put(&input, &[]);
+    // One attempt per call: the first three data PUTs fail for good, the
+    // rest of the run's flushes succeed.
+    let s3 = FaultProxy::start(
+        &endpoint("AWS_ENDPOINT_URL_S3"),
+        vec![Rule {
+            matches: format!("PUT /{}/lake/{TABLE}/", aws.bucket),
+            every: 1,
+            max: 3,
+            reply: Reply::Xml {
+                status: 500,
+                code: "InternalError".into(),
+            },
+        }],
+    );
+    let cfg = aws.config(
+        &lake,
+        "[aws]\nmax_attempts = 1\n[buffer]\nsize_mib = 1\nmemory_cap_mib = 1\n",
+    );
+    let mut cmd = aws.run_command(&lake, &cfg, &[]);
+    cmd.env("AWS_ENDPOINT_URL_S3", s3.url());
+    let out = lake.run_cmd(cmd, None);
+    assert!(!out.status.success(), "the run must report the lost flush");
+    assert_eq!(s3.injected()[0], 3);
+    // A clean run delivers what the failed flush held, and nothing twice.
+    aws.run(&lake, &cfg, &[]);
+    aws.mirror(&lake);
+    exp.assert_delivered_once(&lake, TABLE);
+}

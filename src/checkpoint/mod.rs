@@ -115,6 +115,11 @@ pub struct CheckpointState {
     pub shards: BTreeMap<String, Position>,
     /// Intents that may cover records at or after a shard's checkpoint.
     pub intents: Vec<Intent>,
+    /// When this application first started on the source (epoch ms): a
+    /// stream read from `latest` resumes shards without a checkpoint from
+    /// here, so a crash before their first checkpoint loses nothing.
+    #[serde(default)]
+    pub started_ms: Option<i64>,
     /// Shards read to their end (closed by resharding) with every record
     /// durable: never read again.
     #[serde(default)]
@@ -172,7 +177,7 @@ pub fn recover(
     let mut delivered = Delivered::default();
     let mut kept = Vec::new();
     for intent in std::mem::take(&mut state.intents) {
-        if objects.exists(&intent.key)? {
+        if objects.exists(&intent.key)? || replayed(objects, &intent)? {
             for (shard, (first, last)) in &intent.ranges {
                 delivered
                     .by_route
@@ -187,6 +192,21 @@ pub fn recover(
     }
     state.intents = kept;
     Ok((state, delivered))
+}
+
+/// Whether an error object of this intent was replayed (and maybe purged)
+/// since: its records are delivered, in the lake or in newer error objects.
+fn replayed(objects: &dyn ObjectStore, intent: &Intent) -> Result<bool> {
+    if !intent.route.starts_with("errors/") {
+        return Ok(false);
+    }
+    match intent.key.rfind(&format!("{}/", intent.route)) {
+        Some(at) => objects.exists(&crate::quarantine::replay::marker_key(
+            &intent.key[..at],
+            &intent.key,
+        )),
+        None => Ok(false),
+    }
 }
 
 impl CheckpointState {

@@ -103,7 +103,7 @@ struct Marker {
 }
 
 /// Where the marker of an error object lives.
-fn marker_key(prefix: &str, error_key: &str) -> String {
+pub fn marker_key(prefix: &str, error_key: &str) -> String {
     let rel = error_key.strip_prefix(prefix).unwrap_or(error_key);
     format!("{prefix}_lakehose/replay/{rel}.json")
 }

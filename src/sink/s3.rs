@@ -137,7 +137,12 @@ impl S3Store {
                 // 412: the precondition failed; 409: a concurrent conditional
                 // write to the same key is in flight. Either way we lost.
                 if matches!(status, Some(412) | Some(409)) {
-                    Ok(Conditional::Lost)
+                    // An attempt that timed out may have landed and made its
+                    // retry fail the precondition: then the object is ours.
+                    match self.get_with_etag(key)? {
+                        Some((body, etag)) if body == bytes => Ok(Conditional::Written(etag)),
+                        _ => Ok(Conditional::Lost),
+                    }
                 } else {
                     Err(self.fail(key, &describe(&e)))
                 }

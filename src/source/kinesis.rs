@@ -59,6 +59,8 @@ enum StartAt {
     Resume(Position),
     TrimHorizon,
     Latest,
+    /// AT_TIMESTAMP (epoch ms): `start = "latest"` as of the first start.
+    Since(i64),
 }
 
 /// What a shard task reports.
@@ -174,12 +176,25 @@ impl KinesisSource {
                 }
                 let start = match ctx.resume.shards.get(id) {
                     Some(p) => StartAt::Resume(*p),
-                    // A child of a known shard starts at its beginning,
-                    // whatever `start` says: its records follow the parent's.
-                    None if !info.parents.is_empty() => StartAt::TrimHorizon,
+                    // A child of a shard we know (listed, or finished by us)
+                    // starts at its beginning, whatever `start` says: its
+                    // records follow the parent's.
+                    None if info
+                        .parents
+                        .iter()
+                        .any(|p| shards.contains_key(p) || finished.contains(p)) =>
+                    {
+                        StartAt::TrimHorizon
+                    }
                     None => match self.cfg.start {
                         StartPosition::TrimHorizon => StartAt::TrimHorizon,
-                        StartPosition::Latest => StartAt::Latest,
+                        // Not LATEST itself: after a crash before this shard's
+                        // first checkpoint, LATEST would skip what arrived
+                        // meanwhile. The first start's time is checkpointed.
+                        StartPosition::Latest => match ctx.resume.started_ms {
+                            Some(ms) => StartAt::Since(ms),
+                            None => StartAt::Latest,
+                        },
                     },
                 };
                 tracing::info!(shard = %id, ?start, "reading shard");
@@ -202,7 +217,9 @@ impl KinesisSource {
                     }),
                 );
             }
-            if self.exit_when_caught_up {
+            // Only with nothing queued: a batch behind a "caught up" report
+            // would otherwise be left unread.
+            if self.exit_when_caught_up && task_rx.is_empty() {
                 let all_done = shards.keys().all(|id| {
                     finished.contains(id)
                         || (running.contains_key(id)
@@ -338,6 +355,9 @@ impl ShardReader {
                 .starting_sequence_number(p.seq_text()),
             (None, StartAt::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             (None, StartAt::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            (None, StartAt::Since(ms)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(ms)),
         };
         let out = req.send().await.map_err(|e| self.fail(describe(&e)))?;
         Ok(out.shard_iterator().map(str::to_owned))
