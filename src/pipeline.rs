@@ -221,7 +221,7 @@ impl Pipeline {
         let outcomes: Vec<Outcome> = (0..chunk.records.len())
             .into_par_iter()
             .with_min_len(256)
-            .map(|i| t.transform(chunk.record(i), chunk.arrival_ms))
+            .map(|i| t.transform(chunk.record(i), chunk.arrival(i)))
             .collect();
         let registry = self.transformer.registry().clone();
         for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -260,7 +260,7 @@ impl Pipeline {
                     );
                     let rec = ErrorRecord {
                         attempts_made: 1,
-                        arrival_timestamp: chunk.arrival_ms,
+                        arrival_timestamp: chunk.arrival(i),
                         error_code: f.category.as_str().to_owned(),
                         error_message: f.message,
                         raw_data: ErrorRecord::encode_raw(&f.data),
@@ -284,7 +284,7 @@ impl Pipeline {
             let repeat = match &id {
                 Some((t, id)) => self.dedup[*t]
                     .as_mut()
-                    .is_some_and(|w| w.is_repeat(id, chunk.arrival_ms)),
+                    .is_some_and(|w| w.is_repeat(id, chunk.arrival(i))),
                 None => false,
             };
             if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {

@@ -87,6 +87,10 @@ impl Source for FileSource {
 
     fn run(self: Box<Self>, ctx: &SourceContext, tx: Sender<Result<Chunk>>) -> Result<()> {
         let (resume, stop) = (&ctx.resume, &ctx.stop);
+        // A file has no arrival times of its own: use the first start on
+        // it (checkpointed), so a record read again after a crash gets the
+        // same one (and the same partition, for tables without event time).
+        let arrival_ms = resume.started_ms.unwrap_or_else(now_ms);
         let display = self
             .path
             .as_ref()
@@ -182,7 +186,7 @@ impl Source for FileSource {
             buf.truncate(if records.is_empty() { 0 } else { consumed });
             let chunk = Chunk {
                 shard: shard.clone(),
-                arrival_ms: now_ms(),
+                arrival_ms,
                 buf,
                 records,
                 next: Position::new((offset + consumed as u64) as u128, 0),

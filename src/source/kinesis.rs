@@ -432,9 +432,11 @@ impl ShardReader {
                 let Some(base) = Position::parse_seq(seq, 0) else {
                     return Err(self.fail(format!("unparseable sequence number {seq:?}")));
                 };
-                if let Some(ts) = r.approximate_arrival_timestamp() {
-                    chunk.arrival_ms = chunk.arrival_ms.min(ts.to_millis().unwrap_or(i64::MAX));
-                }
+                // The record's own arrival: the same whenever it is read.
+                let arrival = r
+                    .approximate_arrival_timestamp()
+                    .and_then(|ts| ts.to_millis().ok())
+                    .unwrap_or(chunk.arrival_ms);
                 let mut push = |sub: u32, bytes: &[u8]| {
                     let pos = Position { sub, ..base };
                     if skip_before.is_some_and(|s| pos < s) {
@@ -443,6 +445,7 @@ impl ShardReader {
                     let a = chunk.buf.len();
                     chunk.buf.extend_from_slice(bytes);
                     chunk.records.push((a, chunk.buf.len(), pos));
+                    chunk.arrivals.push(arrival);
                 };
                 match kpl::split(data) {
                     Ok(Kpl::Plain(b)) => push(0, b),

@@ -25,8 +25,13 @@ pub struct Chunk {
     pub records: Vec<(usize, usize, Position)>,
     /// Where reading this shard resumes after this chunk.
     pub next: Position,
-    /// When the chunk was read, epoch milliseconds.
+    /// When the chunk's records arrived, epoch milliseconds (the event time
+    /// of tables that declare none, so it must be the same when a record is
+    /// read again after a restart).
     pub arrival_ms: i64,
+    /// Per record arrival times when they differ (a stream's
+    /// ApproximateArrivalTimestamp); empty: every record has `arrival_ms`.
+    pub arrivals: Vec<i64>,
     /// Bytes of the source consumed by this chunk (blank lines included),
     /// for progress reporting.
     pub consumed: u64,
@@ -46,6 +51,11 @@ impl Chunk {
     pub fn record(&self, i: usize) -> &[u8] {
         let (a, b, _) = self.records[i];
         &self.buf[a..b]
+    }
+
+    /// When record `i` arrived.
+    pub fn arrival(&self, i: usize) -> i64 {
+        self.arrivals.get(i).copied().unwrap_or(self.arrival_ms)
     }
 }
 
