@@ -272,10 +272,9 @@ fn params(v: &Value) -> Option<HashMap<String, String>> {
     })
 }
 
-/// The SDK's StorageDescriptor from our TableInput JSON's.
-fn to_storage_descriptor(sd: &Value) -> std::result::Result<StorageDescriptor, String> {
-    let columns = sd["Columns"]
-        .as_array()
+/// `[{"Name", "Type"}]` as the SDK's columns.
+fn to_columns(v: &Value) -> std::result::Result<Vec<Column>, String> {
+    v.as_array()
         .into_iter()
         .flatten()
         .map(|c| {
@@ -285,7 +284,12 @@ fn to_storage_descriptor(sd: &Value) -> std::result::Result<StorageDescriptor, S
                 .build()
                 .map_err(|e| e.to_string())
         })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// The SDK's StorageDescriptor from our TableInput JSON's.
+fn to_storage_descriptor(sd: &Value) -> std::result::Result<StorageDescriptor, String> {
+    let columns = to_columns(&sd["Columns"])?;
     let serde = &sd["SerdeInfo"];
     Ok(StorageDescriptor::builder()
         .set_columns(Some(columns))
@@ -305,18 +309,7 @@ fn to_storage_descriptor(sd: &Value) -> std::result::Result<StorageDescriptor, S
 
 /// The SDK's TableInput from the JSON that `lakehose schema glue` prints.
 fn to_table_input(ti: &Value) -> std::result::Result<TableInput, String> {
-    let keys = ti["PartitionKeys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            Column::builder()
-                .set_name(text(c, "Name"))
-                .set_type(text(c, "Type"))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let keys = to_columns(&ti["PartitionKeys"])?;
     TableInput::builder()
         .set_name(text(ti, "Name"))
         .set_description(text(ti, "Description"))

@@ -86,6 +86,21 @@ impl S3Store {
         ByteStream::new(SdkBody::from(bytes.to_vec()))
     }
 
+    /// A single PUT with the configured encryption.
+    fn put_request(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(Self::body(bytes))
+            .set_server_side_encryption(self.sse_value())
+            .set_ssekms_key_id(self.kms_key_id.clone())
+    }
+
     /// The object and its ETag, if it exists.
     pub fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         self.aws.block_on(async {
@@ -116,17 +131,9 @@ impl S3Store {
     /// A PUT that only happens if `pre` holds; two writers racing on one
     /// key cannot both win.
     pub fn put_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<Conditional> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(Self::body(bytes))
-            .set_server_side_encryption(self.sse_value())
-            .set_ssekms_key_id(self.kms_key_id.clone());
-        req = match pre {
-            Precondition::Absent => req.if_none_match("*"),
-            Precondition::Matches(etag) => req.if_match(etag),
+        let req = match pre {
+            Precondition::Absent => self.put_request(key, bytes).if_none_match("*"),
+            Precondition::Matches(etag) => self.put_request(key, bytes).if_match(etag),
         };
         match self.aws.block_on(req.send()) {
             Ok(o) => Ok(Conditional::Written(
@@ -223,16 +230,8 @@ impl ObjectStore for S3Store {
         if bytes.len() >= self.multipart_threshold {
             return self.aws.block_on(self.put_multipart(key, bytes));
         }
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(Self::body(bytes))
-            .set_server_side_encryption(self.sse_value())
-            .set_ssekms_key_id(self.kms_key_id.clone());
         self.aws
-            .block_on(req.send())
+            .block_on(self.put_request(key, bytes).send())
             .map(|_| ())
             .map_err(|e| self.fail(key, &describe(&e)))
     }
