@@ -227,14 +227,15 @@ impl Pipeline {
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
-            // The table and id of a valid record, for the duplicate window.
-            let mut id: Option<(usize, String)> = None;
+            // The table and id digest of a valid record, for the duplicate
+            // window (hashed in place: no copy of the id per record).
+            let mut id: Option<(usize, u64)> = None;
             let (route, kind, pending) = match outcome {
                 Outcome::Ok(tr) => {
                     let table = registry.by_index(tr.table);
                     if self.dedup[tr.table].is_some() {
                         if let Some(field) = table.ext.record_id.as_deref() {
-                            id = record_id(&tr.value, field).map(|i| (tr.table, i));
+                            id = record_digest(&tr.value, field).map(|d| (tr.table, d));
                         }
                     }
                     let route = format!("{}/{}", table.name, tr.partition);
@@ -284,7 +285,7 @@ impl Pipeline {
             let repeat = match &id {
                 Some((t, id)) => self.dedup[*t]
                     .as_mut()
-                    .is_some_and(|w| w.is_repeat(id, chunk.arrival(i))),
+                    .is_some_and(|w| w.is_repeat(*id, chunk.arrival(i))),
                 None => false,
             };
             if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {
@@ -388,14 +389,7 @@ impl Pipeline {
         let mut objects: Vec<(Intent, Vec<u8>, RouteKind, u64)> = Vec::with_capacity(taken.len());
         for (route, b) in &taken {
             self.counter += 1;
-            // The flush time first: object names sort by time, and a
-            // restart can tell recent objects (duplicate window) by name.
-            let name = format!(
-                "part-{:012x}-{}-{:06}",
-                crate::source::now_ms(),
-                self.instance,
-                self.counter
-            );
+            let name = object_name(crate::source::now_ms(), &self.instance, self.counter);
             let key = match &b.kind {
                 RouteKind::Data { table, partition } => format!(
                     "{}{}/{}/{}.snappy.parquet",
@@ -557,16 +551,29 @@ impl Pipeline {
     }
 }
 
-/// The text of a record's id at a dotted path (strings as they are,
-/// numbers in their JSON form); None when absent or not a scalar.
-fn record_id(v: &serde_json::Value, path: &str) -> Option<String> {
+/// An object's name: the flush time first (12 hex digits of epoch ms), so
+/// names sort by time and a restart can tell recent objects by name; then
+/// the writer instance and its counter, so names never collide.
+fn object_name(flush_ms: i64, instance: &str, counter: u64) -> String {
+    format!("part-{flush_ms:012x}-{instance}-{counter:06}")
+}
+
+/// The flush time an [`object_name`] carries.
+fn flush_ms_of(name: &str) -> Option<i64> {
+    i64::from_str_radix(name.strip_prefix("part-")?.get(..12)?, 16).ok()
+}
+
+/// The digest of a record's id at a dotted path (strings as they are,
+/// numbers in their JSON form, as the id column reads back); None when
+/// absent or not a scalar.
+fn record_digest(v: &serde_json::Value, path: &str) -> Option<u64> {
     let mut cur = v;
     for seg in path.split('.') {
         cur = cur.get(seg)?;
     }
     match cur {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(DedupWindow::digest(s)),
+        serde_json::Value::Number(n) => Some(DedupWindow::digest(&n.to_string())),
         _ => None,
     }
 }
@@ -592,8 +599,7 @@ fn seed_window(
         .list(&format!("{prefix}{}/", t.name))?
         .into_iter()
         .filter_map(|k| {
-            let name = k.rsplit('/').next()?.strip_prefix("part-")?;
-            let ms = i64::from_str_radix(name.get(..12)?, 16).ok()?;
+            let ms = flush_ms_of(k.rsplit('/').next()?)?;
             (k.ends_with(".snappy.parquet") && ms >= since).then_some((ms, k))
         })
         .collect();
@@ -606,7 +612,7 @@ fn seed_window(
         match crate::encode::parquet::read_string_column(bytes, &column) {
             Ok(ids) => {
                 for id in ids {
-                    w.is_repeat(&id, ms);
+                    w.is_repeat(DedupWindow::digest(&id), ms);
                 }
             }
             // One unreadable object must not stop the service.
