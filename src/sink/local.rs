@@ -49,12 +49,37 @@ impl LocalStore {
     }
 }
 
+/// `create_dir_all`, then sync the parent of every directory it made: a new
+/// directory's entry is durable only once its parent is synced, and an
+/// object in a directory that vanishes at a crash is lost with it.
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.is_dir() {
+        missing.push(d);
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    for m in missing {
+        if let Some(parent) = m.parent() {
+            fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 impl ObjectStore for LocalStore {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let fail = |e: std::io::Error| Error::sink(path.display(), e);
-        fs::create_dir_all(dir).map_err(fail)?;
+        create_dirs_durably(dir).map_err(fail)?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
             path.file_name()
