@@ -26,6 +26,15 @@ use crate::transform::{Outcome, Transformer};
 /// Chunks read ahead of the transform; bounds memory held by the reader.
 const READ_AHEAD: usize = 2;
 
+/// Objects written at once. Writes wait on the network (S3) or on fsync
+/// (local lake), not on the CPU, so they get their own threads: on the
+/// CPU pool they would leave cores idle while a flush's objects land.
+const WRITE_THREADS: usize = 16;
+
+/// On stop, how long to wait for chunks already read to come through the
+/// transform stage.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+
 /// Everything a run needs, assembled by the caller (CLI or tests).
 pub struct Pipeline {
     transformer: Arc<Transformer>,
@@ -55,6 +64,8 @@ pub struct Pipeline {
     /// Per table, the window of recent record ids (None: no `record_id`,
     /// or dropping is off).
     dedup: Vec<Option<DedupWindow>>,
+    /// Threads that write objects (see [`WRITE_THREADS`]).
+    writers: rayon::ThreadPool,
     pub summary: Summary,
 }
 
@@ -118,6 +129,11 @@ impl Pipeline {
             counter: 0,
             stream: String::new(),
             dedup,
+            writers: rayon::ThreadPoolBuilder::new()
+                .num_threads(WRITE_THREADS)
+                .thread_name(|i| format!("lakehose-write-{i}"))
+                .build()
+                .map_err(|e| Error::sink("writer threads", e))?,
             summary: Summary::default(),
         })
     }
@@ -150,7 +166,29 @@ impl Pipeline {
                 path: "source thread".into(),
                 source: e,
             })?;
-        let result = self.main_loop(&rx, &stop, &mut progress);
+        // Transforming runs a stage ahead of routing, on its own thread: the
+        // routing loop is single-threaded, and this way the cores transform
+        // the next chunk while it runs.
+        let (ttx, trx) = crossbeam_channel::bounded::<Result<TransformedChunk>>(1);
+        let transformer = self.transformer.clone();
+        std::thread::Builder::new()
+            .name("lakehose-transform".into())
+            .spawn(move || {
+                for msg in rx {
+                    let out = msg.map(|chunk| {
+                        let outcomes = transform_chunk(&transformer, &chunk);
+                        (chunk, outcomes)
+                    });
+                    if ttx.send(out).is_err() {
+                        break; // the pipeline is gone
+                    }
+                }
+            })
+            .map_err(|e| Error::Input {
+                path: "transform thread".into(),
+                source: e,
+            })?;
+        let result = self.main_loop(&trx, &stop, &mut progress);
         // On error, still write what is buffered: it is valid, its intents
         // keep a restart from writing it twice, and unless a flush failed
         // the checkpoint moves past it.
@@ -166,7 +204,7 @@ impl Pipeline {
             ));
         }
         self.summary.elapsed = started.elapsed();
-        drop(rx);
+        drop(trx);
         if result.is_ok() && flushed.is_ok() {
             // A reader blocked on stdin cannot be woken: detach rather than hang.
             if reader.is_finished() {
@@ -179,7 +217,7 @@ impl Pipeline {
 
     fn main_loop(
         &mut self,
-        rx: &crossbeam_channel::Receiver<Result<Chunk>>,
+        rx: &crossbeam_channel::Receiver<Result<TransformedChunk>>,
         stop: &AtomicBool,
         progress: &mut impl FnMut(&Summary),
     ) -> Result<()> {
@@ -187,15 +225,19 @@ impl Pipeline {
             Duration::from_millis(500).min(self.policy.interval.max(Duration::from_millis(10)));
         loop {
             if stop.load(Ordering::Relaxed) {
-                // Take what was already read, then stop.
-                while let Ok(msg) = rx.try_recv() {
-                    self.process(msg?)?;
+                // Take what was already read, including a chunk still in
+                // the transform stage, then stop. A source blocked on
+                // stdin sends nothing more: the grace period ends the wait.
+                while let Ok(msg) = rx.recv_timeout(STOP_GRACE) {
+                    let (chunk, outcomes) = msg?;
+                    self.process(chunk, outcomes)?;
                 }
                 return Ok(());
             }
             match rx.recv_timeout(tick) {
                 Ok(msg) => {
-                    self.process(msg?)?;
+                    let (chunk, outcomes) = msg?;
+                    self.process(chunk, outcomes)?;
                     progress(&self.summary);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -205,8 +247,9 @@ impl Pipeline {
         }
     }
 
-    /// Transform a chunk in parallel, route its records, encode in parallel.
-    fn process(&mut self, chunk: Chunk) -> Result<()> {
+    /// Route a transformed chunk's records to their buffers and append
+    /// them there in parallel.
+    fn process(&mut self, chunk: Chunk, outcomes: Vec<(Outcome, String)>) -> Result<()> {
         if !chunk.retire.is_empty() {
             for s in &chunk.retire {
                 self.state.shards.remove(s);
@@ -217,28 +260,19 @@ impl Pipeline {
         if let Some(ms) = chunk.behind_ms {
             self.summary.behind_ms.insert(chunk.shard.to_string(), ms);
         }
-        let t = &self.transformer;
-        let outcomes: Vec<Outcome> = (0..chunk.records.len())
-            .into_par_iter()
-            .with_min_len(256)
-            .map(|i| t.transform(chunk.record(i), chunk.arrival(i)))
-            .collect();
         let registry = self.transformer.registry().clone();
-        for (i, outcome) in outcomes.into_iter().enumerate() {
+        for (i, (outcome, data_route)) in outcomes.into_iter().enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
             // The table and id digest of a valid record, for the duplicate
-            // window (hashed in place: no copy of the id per record).
+            // window (digested by the transform, off this thread).
             let mut id: Option<(usize, u64)> = None;
             let (route, kind, pending) = match outcome {
                 Outcome::Ok(tr) => {
-                    let table = registry.by_index(tr.table);
                     if self.dedup[tr.table].is_some() {
-                        if let Some(field) = table.ext.record_id.as_deref() {
-                            id = record_digest(&tr.value, field).map(|d| (tr.table, d));
-                        }
+                        id = tr.id_digest.map(|d| (tr.table, d));
                     }
-                    let route = format!("{}/{}", table.name, tr.partition);
+                    let route = data_route;
                     let kind = RouteKind::Data {
                         table: tr.table,
                         partition: tr.partition,
@@ -247,7 +281,7 @@ impl Pipeline {
                         route,
                         kind,
                         Pending::Row {
-                            value: tr.value,
+                            row: tr.row,
                             input_bytes: tr.input_bytes,
                         },
                     )
@@ -471,10 +505,12 @@ impl Pipeline {
         }
         // 3. Objects.
         let store = self.store.clone();
-        objects.par_iter().try_for_each(|(intent, bytes, _, _)| {
-            store.put(&intent.key, bytes)?;
-            failpoint::hit("after_put");
-            Ok::<(), Error>(())
+        self.writers.install(|| {
+            objects.par_iter().try_for_each(|(intent, bytes, _, _)| {
+                store.put(&intent.key, bytes)?;
+                failpoint::hit("after_put");
+                Ok::<(), Error>(())
+            })
         })?;
         // Counted only now that the records are durable, so a failed run's
         // summary never claims more than the lake holds.
@@ -551,6 +587,31 @@ impl Pipeline {
     }
 }
 
+/// A chunk and what the transform made of each of its records.
+type TransformedChunk = (Chunk, Vec<(Outcome, String)>);
+
+/// Transform a chunk's records in parallel. A good record's route is made
+/// here too: the routing loop runs on one thread, so the less it does per
+/// record the better.
+fn transform_chunk(t: &Transformer, chunk: &Chunk) -> Vec<(Outcome, String)> {
+    if !chunk.retire.is_empty() {
+        return Vec::new();
+    }
+    let registry = t.registry();
+    (0..chunk.records.len())
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| {
+            let o = t.transform(chunk.record(i), chunk.arrival(i));
+            let route = match &o {
+                Outcome::Ok(tr) => format!("{}/{}", registry.by_index(tr.table).name, tr.partition),
+                Outcome::Failed(_) => String::new(),
+            };
+            (o, route)
+        })
+        .collect()
+}
+
 /// An object's name: the flush time first (12 hex digits of epoch ms), so
 /// names sort by time and a restart can tell recent objects by name; then
 /// the writer instance and its counter, so names never collide.
@@ -561,21 +622,6 @@ fn object_name(flush_ms: i64, instance: &str, counter: u64) -> String {
 /// The flush time an [`object_name`] carries.
 fn flush_ms_of(name: &str) -> Option<i64> {
     i64::from_str_radix(name.strip_prefix("part-")?.get(..12)?, 16).ok()
-}
-
-/// The digest of a record's id at a dotted path (strings as they are,
-/// numbers in their JSON form, as the id column reads back); None when
-/// absent or not a scalar.
-fn record_digest(v: &serde_json::Value, path: &str) -> Option<u64> {
-    let mut cur = v;
-    for seg in path.split('.') {
-        cur = cur.get(seg)?;
-    }
-    match cur {
-        serde_json::Value::String(s) => Some(DedupWindow::digest(s)),
-        serde_json::Value::Number(n) => Some(DedupWindow::digest(&n.to_string())),
-        _ => None,
-    }
 }
 
 /// Seed a table's duplicate window from the lake: the ids of the data

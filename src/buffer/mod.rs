@@ -24,7 +24,7 @@ pub enum Payload {
 /// What a buffered record is before it is encoded.
 pub enum Pending {
     Row {
-        value: serde_json::Value,
+        row: crate::transform::row::Row,
         input_bytes: usize,
     },
     Error(Box<ErrorRecord>),
@@ -81,8 +81,8 @@ impl Buffer {
     pub fn drain_pending(&mut self) -> Result<()> {
         for p in self.pending.drain(..) {
             match (&mut self.payload, p) {
-                (Payload::Data(o), Pending::Row { value, input_bytes }) => {
-                    o.append(&value, input_bytes)?
+                (Payload::Data(o), Pending::Row { row, input_bytes }) => {
+                    o.append(&row, input_bytes)?
                 }
                 (Payload::Errors(o), Pending::Error(rec)) => o.append(&rec)?,
                 // Routes are typed by kind, so a mismatch is a bug, not bad data.

@@ -1,5 +1,5 @@
-//! Rows of JSON values -> Arrow arrays, built directly from the column
-//! model (no intermediate serialisation).
+//! Rows ([`Row`]) -> Arrow arrays, built directly from the column model
+//! (no intermediate serialisation).
 
 use std::sync::Arc;
 
@@ -9,10 +9,10 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
-use serde_json::Value;
 
 use crate::schema::columns::{list_item_field, struct_fields};
 use crate::schema::{Column, ColumnType};
+use crate::transform::row::{Cell, Row};
 
 /// Appends JSON values of one column. Builders start empty (arrow's default
 /// is room for 1024 values per column): with hundreds of open partitions the
@@ -62,46 +62,66 @@ impl ColumnBuilder {
         }
     }
 
-    /// Append one value; a value of the wrong JSON type becomes null (the
-    /// validator has already rejected such records for declared types).
-    fn append(&mut self, v: Option<&Value>) {
-        let v = v.filter(|v| !v.is_null());
+    /// Append one cell of `row` (cells of another kind than the column's
+    /// are null; `Row` never makes them).
+    fn append(&mut self, row: &Row, cell: Cell) {
         match self {
-            Self::Boolean(b) => b.append_option(v.and_then(Value::as_bool)),
-            Self::Int64(b) => b.append_option(v.and_then(as_i64)),
-            Self::Float64(b) => b.append_option(v.and_then(Value::as_f64)),
-            Self::Timestamp(b) => b.append_option(v.and_then(Value::as_i64)),
-            Self::Utf8(b) | Self::JsonText(b) => match v {
-                None => b.append_null(),
-                Some(Value::String(s)) => b.append_value(s),
-                Some(other) => b.append_value(other.to_string()),
+            Self::Boolean(b) => match cell {
+                Cell::Bool(v) => b.append_value(v),
+                _ => b.append_null(),
+            },
+            Self::Int64(b) => match cell {
+                Cell::Int(v) => b.append_value(v),
+                _ => b.append_null(),
+            },
+            Self::Timestamp(b) => match cell {
+                Cell::Int(v) => b.append_value(v),
+                _ => b.append_null(),
+            },
+            Self::Float64(b) => match cell {
+                Cell::Float(v) => b.append_value(v),
+                _ => b.append_null(),
+            },
+            Self::Utf8(b) | Self::JsonText(b) => match cell {
+                Cell::Str { start, len } => b.append_value(row.str(start, len)),
+                _ => b.append_null(),
             },
             Self::Struct {
-                cols,
-                children,
-                nulls,
-            } => {
-                let obj = v.and_then(Value::as_object);
-                for (c, child) in cols.iter().zip(children.iter_mut()) {
-                    child.append(obj.and_then(|o| o.get(&c.source)));
+                children, nulls, ..
+            } => match cell {
+                Cell::Struct { start } => {
+                    for (i, child) in children.iter_mut().enumerate() {
+                        child.append(row, row.cells[start as usize + i]);
+                    }
+                    nulls.append_non_null();
                 }
-                nulls.append(obj.is_some());
-            }
+                _ => {
+                    for child in children.iter_mut() {
+                        child.append(row, Cell::Null);
+                    }
+                    nulls.append_null();
+                }
+            },
             Self::List {
                 child,
                 offsets,
                 nulls,
                 ..
             } => {
-                let arr = v.and_then(Value::as_array);
-                if let Some(items) = arr {
-                    for it in items {
-                        child.append(Some(it));
+                let last = *offsets.last().unwrap_or(&0);
+                match cell {
+                    Cell::List { start, len } => {
+                        for c in &row.cells[start as usize..(start + len) as usize] {
+                            child.append(row, *c);
+                        }
+                        offsets.push(last + len as i32);
+                        nulls.append_non_null();
+                    }
+                    _ => {
+                        offsets.push(last);
+                        nulls.append_null();
                     }
                 }
-                let last = *offsets.last().unwrap_or(&0);
-                offsets.push(last + arr.map_or(0, |a| a.len() as i32));
-                nulls.append(arr.is_some());
             }
         }
     }
@@ -147,19 +167,9 @@ impl ColumnBuilder {
     }
 }
 
-/// JSON "integer" admits 2.0; keep such values rather than null them.
-fn as_i64(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            .map(|f| f as i64)
-    })
-}
-
 /// Accumulates rows of one table into a RecordBatch.
 pub struct BatchBuilder {
     schema: SchemaRef,
-    columns: Vec<Column>,
     builders: Vec<ColumnBuilder>,
     rows: usize,
 }
@@ -168,16 +178,14 @@ impl BatchBuilder {
     pub fn new(schema: SchemaRef, columns: &[Column]) -> Self {
         BatchBuilder {
             schema,
-            columns: columns.to_vec(),
             builders: columns.iter().map(|c| ColumnBuilder::new(&c.ty)).collect(),
             rows: 0,
         }
     }
 
-    pub fn append(&mut self, record: &Value) {
-        let obj = record.as_object();
-        for (c, b) in self.columns.iter().zip(self.builders.iter_mut()) {
-            b.append(obj.and_then(|o| o.get(&c.source)));
+    pub fn append(&mut self, row: &Row) {
+        for (i, b) in self.builders.iter_mut().enumerate() {
+            b.append(row, row.cells[i]);
         }
         self.rows += 1;
     }
@@ -227,7 +235,7 @@ mod tests {
             json!({}),
         ];
         for r in &rows {
-            b.append(r);
+            b.append(&Row::from_value(&t.columns, r));
         }
         let batch = b.finish();
         assert_eq!(batch.num_rows(), 3);

@@ -7,11 +7,12 @@
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use serde_json::Value;
+use parquet::schema::types::ColumnPath;
 
 use super::arrow::BatchBuilder;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
+use crate::transform::row::Row;
 
 /// Rows per Parquet row group: large groups compress and scan best, and
 /// Athena splits work by row group.
@@ -22,21 +23,29 @@ const ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// 4:1 errs towards flushing early).
 const COMPRESSION_ESTIMATE: usize = 4;
 
-/// Parquet writer settings every object shares.
-pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// Parquet writer settings of a table's objects: Snappy, dictionaries and
+/// statistics everywhere, except no dictionary for the record id, whose
+/// values are unique by definition (a dictionary would only cost time and
+/// bytes).
+pub fn writer_properties(t: &TableSchema) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::SNAPPY)
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("lakehose {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("lakehose {}", env!("CARGO_PKG_VERSION")));
+    if let Some(id) = &t.ext.record_id {
+        let path: Vec<String> = id.split('.').map(str::to_lowercase).collect();
+        b = b.set_column_dictionary_enabled(ColumnPath::new(path), false);
+    }
+    b.build()
 }
 
 /// One Parquet object being built.
 pub struct ParquetObject {
     table: String,
+    props: WriterProperties,
     rows: BatchBuilder,
     /// Input bytes of the rows held: the memory accounting's measure (Arrow
     /// holds the same values without keys and punctuation, so this is an
@@ -49,13 +58,14 @@ impl ParquetObject {
     pub fn new(t: &TableSchema) -> Result<Self> {
         Ok(ParquetObject {
             table: t.name.clone(),
+            props: writer_properties(t),
             rows: BatchBuilder::new(t.arrow.clone(), &t.columns),
             input_bytes: 0,
             total_rows: 0,
         })
     }
 
-    pub fn append(&mut self, record: &Value, input_bytes: usize) -> Result<()> {
+    pub fn append(&mut self, record: &Row, input_bytes: usize) -> Result<()> {
         self.rows.append(record);
         self.input_bytes += input_bytes;
         self.total_rows += 1;
@@ -79,9 +89,8 @@ impl ParquetObject {
     pub fn finish(mut self) -> Result<Vec<u8>> {
         let batch = self.rows.finish();
         let what = || format!("parquet object for {}", self.table);
-        let mut writer =
-            ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
-                .map_err(|e| Error::encode(what(), e))?;
+        let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(self.props.clone()))
+            .map_err(|e| Error::encode(what(), e))?;
         writer.write(&batch).map_err(|e| Error::encode(what(), e))?;
         drop(batch);
         writer.into_inner().map_err(|e| Error::encode(what(), e))

@@ -4,6 +4,7 @@
 //! Partition assignment is a pure function of the record: the exactly-once
 //! recovery relies on it (see `checkpoint`).
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -22,15 +23,31 @@ pub fn time_path(ms: i64) -> String {
 
 /// Full partition path of a transformed record (no leading or trailing '/').
 pub fn partition_path(t: &TableSchema, event_ms: i64, record: &Value) -> String {
+    partition_path_with(t, event_ms, |i| {
+        match record.get(&t.ext.partition[i].field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            Some(other) => Some(Cow::Owned(other.to_string())),
+        }
+    })
+}
+
+/// The same from the partition fields' values as text: `value(i)` is the
+/// `i`th partition field's JSON text (strings unquoted), None when missing
+/// or null.
+pub fn partition_path_with<'a>(
+    t: &TableSchema,
+    event_ms: i64,
+    value: impl Fn(usize) -> Option<Cow<'a, str>>,
+) -> String {
     let mut out = time_path(event_ms);
-    for p in &t.ext.partition {
+    for (i, p) in t.ext.partition.iter().enumerate() {
         out.push('/');
         out.push_str(&p.name);
         out.push('=');
-        match record.get(&p.field) {
-            None | Some(Value::Null) => out.push_str(DEFAULT_PARTITION),
-            Some(Value::String(s)) => escape_into(&mut out, s),
-            Some(other) => escape_into(&mut out, &other.to_string()),
+        match value(i) {
+            None => out.push_str(DEFAULT_PARTITION),
+            Some(v) => escape_into(&mut out, &v),
         }
     }
     out

@@ -220,7 +220,8 @@ pub fn replay(
         report.records += records.len() as u64;
 
         // Re-transform; group outputs by partition and by new category.
-        let mut rows: BTreeMap<(usize, String), Vec<(serde_json::Value, usize)>> = BTreeMap::new();
+        let mut rows: BTreeMap<(usize, String), Vec<(crate::transform::row::Row, usize)>> =
+            BTreeMap::new();
         let mut again: BTreeMap<(String, String), Vec<ErrorRecord>> = BTreeMap::new();
         let (mut passed, mut failed) = (0u64, 0u64);
         for rec in records {
@@ -253,7 +254,7 @@ pub fn replay(
                     *report.passed.entry(k.category.to_owned()).or_default() += 1;
                     rows.entry((tr.table, tr.partition))
                         .or_default()
-                        .push((tr.value, tr.input_bytes));
+                        .push((tr.row, tr.input_bytes));
                 }
                 Outcome::Failed(f) => {
                     failed += 1;

@@ -172,33 +172,45 @@ impl Masker {
     }
 
     /// Replaces `value` with its masked form; returns 1 if it was masked, 0 for null.
-    fn mask_value(&self, value: &mut Value, kind: MaskKind) -> usize {
+    pub fn mask_value(&self, value: &mut Value, kind: MaskKind) -> usize {
         if value.is_null() {
             return 0;
         }
-        let masked = match kind {
-            MaskKind::Hash => hmac_hex(&self.keyed, value_text(value).as_bytes()),
-            MaskKind::Redact => REDACTED.to_owned(),
-            MaskKind::Last4 => last4(&value_text(value)),
-        };
+        let mut masked = String::new();
+        self.mask_text_into(kind, &value_text(value), &mut masked);
         *value = Value::String(masked);
         1
+    }
+
+    /// Append the masked form of a value's text (see the module docs) to
+    /// `out`: the compiled transform writes straight into its row this way.
+    pub fn mask_text_into(&self, kind: MaskKind, text: &str, out: &mut String) {
+        match kind {
+            MaskKind::Hash => hmac_hex_into(&self.keyed, text.as_bytes(), out),
+            MaskKind::Redact => out.push_str(REDACTED),
+            MaskKind::Last4 => last4_into(text, out),
+        }
     }
 }
 
 /// The keyed hash used for `hash`: lowercase hex HMAC-SHA256(key, data), where `keyed` is an
 /// HMAC state already initialised with the key. Cloning it skips re-deriving the key pads.
 pub fn hmac_hex(keyed: &Hmac<Sha256>, data: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    hmac_hex_into(keyed, data, &mut out);
+    out
+}
+
+fn hmac_hex_into(keyed: &Hmac<Sha256>, data: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut mac = keyed.clone();
     mac.update(data);
     let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(digest.len() * 2);
+    out.reserve(digest.len() * 2);
     for byte in digest {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
-    out
 }
 
 /// A value's text as described in the module docs; borrows for strings.
@@ -232,10 +244,11 @@ fn canonical(value: &Value) -> Value {
 
 /// All but the last four characters as `*`; four or fewer are hidden entirely, since
 /// showing them would reveal the whole value.
-fn last4(text: &str) -> String {
+fn last4_into(text: &str, out: &mut String) {
     let chars = text.chars().count();
     if chars <= 4 {
-        return "*".repeat(chars);
+        out.extend(std::iter::repeat_n('*', chars));
+        return;
     }
     let hidden = chars - 4;
     // The byte offset of the first kept char; `hidden < chars` so it exists.
@@ -243,10 +256,9 @@ fn last4(text: &str) -> String {
         .char_indices()
         .nth(hidden)
         .map_or(text.len(), |(i, _)| i);
-    let mut out = String::with_capacity(hidden + (text.len() - keep_from));
+    out.reserve(hidden + (text.len() - keep_from));
     out.extend(std::iter::repeat_n('*', hidden));
     out.push_str(&text[keep_from..]);
-    out
 }
 
 #[cfg(test)]

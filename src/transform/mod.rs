@@ -6,8 +6,10 @@
 //! Failed records are masked too whenever they parse, so no raw PII is
 //! ever written anywhere.
 
+pub mod compiled;
 pub mod dedup;
 pub mod mask;
+pub mod row;
 pub mod timestamp;
 
 use std::sync::Arc;
@@ -16,7 +18,10 @@ use serde_json::Value;
 
 use crate::partition;
 use crate::schema::{Registry, TableSchema, SOURCE_COLUMN};
+use compiled::CompiledTable;
+use dedup::DedupWindow;
 use mask::{MaskKind, Masker};
+use row::Row;
 use timestamp::parse_timestamp;
 
 /// Why a record went to the error prefix. The names are the category folder
@@ -87,9 +92,12 @@ pub struct Transformed {
     pub table: usize,
     /// `year=YYYY/month=MM/day=DD/hour=HH/<key>=<value>...`
     pub partition: String,
-    /// Validated record: timestamps as epoch-millis numbers, source tag
-    /// added, sensitive fields masked.
-    pub value: Value,
+    /// Validated record in column order: timestamps as epoch millis,
+    /// source tag added, sensitive fields masked.
+    pub row: Row,
+    /// Digest of the record id ([`DedupWindow::digest`]), for tables with
+    /// a `record_id` whose value is a string or number.
+    pub id_digest: Option<u64>,
     /// Size of the input record, used to account buffer memory.
     pub input_bytes: usize,
 }
@@ -114,6 +122,8 @@ pub enum Routing {
 /// worker threads.
 pub struct Transformer {
     registry: Arc<Registry>,
+    /// Per table, its compiled transform (None: the general path only).
+    compiled: Vec<Option<CompiledTable>>,
     maskers: Vec<Masker>,
     /// Union of every table's mask rules, for records that reach no table:
     /// their sensitive fields must not land in the error prefix either.
@@ -143,8 +153,20 @@ impl Transformer {
             }
         }
         let unrouted_masker = Masker::new(key, &all_rules)?;
+        let compiled = registry
+            .tables()
+            .iter()
+            .map(|t| match CompiledTable::compile(t) {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    tracing::info!(table = %t.name, why, "schema not compiled: the table's records take the general path (slower, same results)");
+                    None
+                }
+            })
+            .collect();
         Ok(Transformer {
             registry,
+            compiled,
             maskers,
             unrouted_masker,
             routing,
@@ -159,8 +181,38 @@ impl Transformer {
 
     /// `arrival_ms` is used as event time for tables that declare none.
     pub fn transform(&self, raw: &[u8], arrival_ms: i64) -> Outcome {
+        if raw.len() <= self.max_record_bytes {
+            if let Some(tr) = self.transform_compiled(raw, arrival_ms) {
+                return Outcome::Ok(tr);
+            }
+        }
         self.transform_with(raw, arrival_ms, None, &[], &[], None)
     }
+
+    /// The compiled path (see [`compiled`]): Some for a record it proves
+    /// good, None to leave the record to the general path.
+    pub fn transform_compiled(&self, raw: &[u8], arrival_ms: i64) -> Option<Transformed> {
+        let table = match &self.routing {
+            Routing::Fixed(t) => *t,
+            Routing::Field(f) => self.registry.index_of(&route_field(raw, f)?)?,
+        };
+        let compiled = self.compiled[table].as_ref()?;
+        let schema = self.registry.by_index(table);
+        let d = compiled.decode(raw, &self.maskers[table], &self.source)?;
+        let partition =
+            partition::partition_path_with(schema, d.event_ms.unwrap_or(arrival_ms), |i| {
+                d.partition_value(i)
+            });
+        let id_digest = d.record_id().map(DedupWindow::digest);
+        Some(Transformed {
+            table,
+            partition,
+            row: d.row,
+            id_digest,
+            input_bytes: raw.len(),
+        })
+    }
+
 
     /// Re-run a stored error record (replay): `table` is the table it was
     /// filed under (None: route it as live data), `premasked` the mask
@@ -315,10 +367,16 @@ impl Transformer {
         }
         self.maskers[table].apply_except(&mut value, premasked);
         let partition = partition::partition_path(schema, event_ms.unwrap_or(arrival_ms), &value);
+        let id_digest = schema
+            .ext
+            .record_id
+            .as_deref()
+            .and_then(|f| record_digest(&value, f));
         Outcome::Ok(Transformed {
             table,
             partition,
-            value,
+            row: Row::from_value(&schema.columns, &value),
+            id_digest,
             input_bytes: raw.len(),
         })
     }
@@ -415,6 +473,53 @@ impl Transformer {
             masked_fields: masker.rules().iter().map(|r| r.path.clone()).collect(),
         }
     }
+}
+
+/// The digest of a record id at a dotted path (strings as they are,
+/// numbers in their JSON form, as the id column reads back); None when
+/// absent or not a scalar.
+fn record_digest(v: &Value, path: &str) -> Option<u64> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        cur = cur.get(seg)?;
+    }
+    match cur {
+        Value::String(s) => Some(DedupWindow::digest(s)),
+        Value::Number(n) => Some(DedupWindow::digest(&n.to_string())),
+        _ => None,
+    }
+}
+
+/// The routing field's string value, found without building the record
+/// (None: not JSON, no such field, or not a string).
+fn route_field(raw: &[u8], field: &str) -> Option<String> {
+    use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+    struct Find<'f>(&'f str);
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == self.0 {
+                    // A duplicate routing field: the general path decides.
+                    if found.is_some() {
+                        return Err(de::Error::custom("duplicate"));
+                    }
+                    found = Some(map.next_value::<String>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let found = serde::Deserializer::deserialize_map(&mut de, Find(field)).ok()?;
+    de.end().ok()?;
+    found
 }
 
 /// `a.b.c` -> `/a/b/c` (JSON pointer, with `~` and `/` escaped).

@@ -1,0 +1,1277 @@
+//! The compiled transform: a decoder built from a table's schema that parses
+//! a record once, checks it while it parses, standardises its timestamps,
+//! masks its sensitive fields and writes its cells straight into a [`Row`],
+//! with no `serde_json::Value` tree, no map and no per-field allocation.
+//!
+//! It only ever *accepts*. A record it cannot prove valid (a violation, a
+//! duplicate key, a float where an integer is declared, an unparseable
+//! timestamp, anything odd) is handed to the general path (`Value` +
+//! `jsonschema`), which gives the verdict and explains failures. So the
+//! compiled path decides nothing on its own about bad records, and for good
+//! ones it must produce exactly the row, partition and record id the
+//! general path would: `tests` checks that on generated records.
+//!
+//! The schema keywords it checks natively are the common ones (`type`,
+//! `enum`, `const`, bounds, lengths, `properties`, `required`,
+//! `additionalProperties: bool`, `items`, item counts). At a leaf any other
+//! keyword (`format`, `pattern`, `multipleOf`, `anyOf`, ...) is checked by a
+//! `jsonschema` validator of that leaf's sub-schema alone, which is exact
+//! because without `$ref` a sub-schema means the same on its own. A table
+//! whose schema needs more (a `$ref`, a keyword on an object other than
+//! those above, a timestamp inside an array) is not compiled and runs on the
+//! general path only; [`CompiledTable::compile`] says why.
+//!
+//! The scanner is written for this: one pass over the bytes, strings
+//! borrowed from the record unless they hold escapes, keys matched in the
+//! order producers usually write them. Where serde_json (the general path's
+//! parser) treats a form specially (`-0`, integers past 64 bits, numbers
+//! out of range, lone surrogates, very deep nesting) the record is left to
+//! it; floats are parsed correctly rounded by both (serde_json's
+//! `float_roundtrip`), so both read the same bits from the same text.
+
+use std::borrow::Cow;
+
+use serde_json::{Number, Value};
+
+use super::mask::{MaskKind, Masker};
+use super::row::{float_text, integral, Cell, Row};
+use super::timestamp::{parse_timestamp, parse_timestamp_str, EpochUnit};
+use crate::schema::{ColumnType, TableSchema, SOURCE_COLUMN};
+
+// JSON types a node admits, as bits. Integers and floats are told apart
+// because serde_json hands them over apart: "integer" admits integer
+// tokens only (a float such as 2.0 is left to the general path).
+const T_NULL: u8 = 1;
+const T_BOOL: u8 = 2;
+const T_INT: u8 = 4;
+const T_FLOAT: u8 = 8;
+const T_STR: u8 = 16;
+const T_OBJ: u8 = 32;
+const T_ARR: u8 = 64;
+const T_ALL: u8 = 127;
+
+/// Keywords that never change validity (annotations, and definitions no
+/// `$ref` can reach since compiled schemas have none).
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "$comment",
+    "examples",
+    "default",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$schema",
+    "$id",
+    "$anchor",
+    "$defs",
+    "definitions",
+];
+
+/// Keywords that make a sub-schema mean something outside itself.
+const REFERENCES: &[&str] = &[
+    "$ref",
+    "$dynamicRef",
+    "$recursiveRef",
+    "$dynamicAnchor",
+    "$recursiveAnchor",
+];
+
+/// At most this many partition fields plus the record id are captured.
+const MAX_CAPTURES: usize = 8;
+/// At most this many properties per object (the seen-set is a fixed bitset).
+const MAX_PROPS: usize = 256;
+
+/// A table's compiled transform.
+pub struct CompiledTable {
+    root: ObjectPlan,
+    /// Top-level cells: the properties, then the source tag.
+    columns: usize,
+    unit: EpochUnit,
+    has_event_time: bool,
+    /// Capture slot of each partition field, in partition order.
+    partition: Vec<u8>,
+    /// Capture slot of the record id, if the table has one.
+    record_id: Option<u8>,
+    /// Rough cells per row, to size rows once.
+    cells_hint: usize,
+}
+
+/// What the compiled path makes of a good record.
+pub struct Decoded {
+    pub row: Row,
+    /// Event time, epoch ms (None: the table declares none).
+    pub event_ms: Option<i64>,
+    /// The partition fields' values as text (None: missing or null).
+    partition: Vec<Option<(u32, u32)>>,
+    record_id: Option<(u32, u32)>,
+}
+
+impl Decoded {
+    /// The `i`th partition field's value as text.
+    pub fn partition_value(&self, i: usize) -> Option<Cow<'_, str>> {
+        self.partition[i].map(|(s, l)| Cow::Borrowed(self.row.str(s, l)))
+    }
+
+    /// The record id as text (None: missing, null or not a scalar).
+    pub fn record_id(&self) -> Option<&str> {
+        self.record_id.map(|(s, l)| self.row.str(s, l))
+    }
+}
+
+struct ObjectPlan {
+    props: Vec<(Box<str>, Node)>,
+    /// Indices into `props` that must be present.
+    required: Vec<usize>,
+    /// Whether undeclared properties are allowed.
+    additional: bool,
+    /// Cells this object's block holds (the root adds the source tag).
+    block: usize,
+}
+
+struct Node {
+    check: Check,
+    kind: Kind,
+    /// This node's whole sub-schema, compiled: run on every value when the
+    /// node has keywords `check` does not cover (`extra`), and on objects
+    /// and arrays stored as text or masked.
+    full: Option<jsonschema::Validator>,
+    extra: bool,
+    /// Where this value's text goes (a partition field or the record id).
+    capture: Option<u8>,
+}
+
+enum Kind {
+    Object(Box<ObjectPlan>),
+    List {
+        item: Box<Node>,
+        min_items: Option<u64>,
+        max_items: Option<u64>,
+    },
+    Leaf(Leaf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Leaf {
+    Bool,
+    Int,
+    Float,
+    /// A string column, or several JSON types kept as JSON text.
+    Text,
+    Timestamp {
+        event_time: bool,
+    },
+    Mask(MaskKind),
+}
+
+/// Native checks of one value.
+#[derive(Default)]
+struct Check {
+    types: u8,
+    /// `enum` or `const`: only exact scalar matches are proven valid.
+    allowed: Option<Vec<Value>>,
+    /// (bound, is lower, is exclusive)
+    bounds: Vec<(Number, bool, bool)>,
+    min_len: Option<u64>,
+    max_len: Option<u64>,
+}
+
+/// A scalar token as serde_json read it.
+#[derive(Clone, Copy)]
+enum Tok<'s> {
+    Null,
+    Bool(bool),
+    I(i64),
+    U(u64),
+    F(f64),
+    S(&'s str),
+}
+
+impl Tok<'_> {
+    fn bit(self) -> u8 {
+        match self {
+            Tok::Null => T_NULL,
+            Tok::Bool(_) => T_BOOL,
+            Tok::I(_) | Tok::U(_) => T_INT,
+            Tok::F(_) => T_FLOAT,
+            Tok::S(_) => T_STR,
+        }
+    }
+
+    fn value(self) -> Value {
+        match self {
+            Tok::Null => Value::Null,
+            Tok::Bool(b) => Value::Bool(b),
+            Tok::I(i) => Value::from(i),
+            Tok::U(u) => Value::from(u),
+            Tok::F(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Tok::S(s) => Value::String(s.to_owned()),
+        }
+    }
+
+    /// The value's text as `Value`'s `Display` writes it (strings unquoted).
+    fn text(self) -> Option<Cow<'static, str>> {
+        match self {
+            Tok::Null => None,
+            Tok::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+            Tok::I(i) => Some(Cow::Owned(i.to_string())),
+            Tok::U(u) => Some(Cow::Owned(u.to_string())),
+            Tok::F(f) => Some(Cow::Owned(float_text(f))),
+            Tok::S(_) => None, // borrowed by the caller
+        }
+    }
+}
+
+impl Check {
+    fn admits(&self, t: Tok) -> bool {
+        if self.types & t.bit() == 0 {
+            return false;
+        }
+        if let Some(allowed) = &self.allowed {
+            if !allowed.iter().any(|v| same_scalar(t, v)) {
+                return false;
+            }
+        }
+        for (bound, lower, exclusive) in &self.bounds {
+            let ord = match compare(t, bound) {
+                Ok(Some(o)) => o,
+                Ok(None) => continue, // not a number: bounds do not apply
+                Err(()) => return false,
+            };
+            let ok = match (lower, exclusive) {
+                (true, false) => ord != std::cmp::Ordering::Less,
+                (true, true) => ord == std::cmp::Ordering::Greater,
+                (false, false) => ord != std::cmp::Ordering::Greater,
+                (false, true) => ord == std::cmp::Ordering::Less,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Tok::S(s) = t {
+            if self.min_len.is_some() || self.max_len.is_some() {
+                let n = s.chars().count() as u64;
+                if self.min_len.is_some_and(|m| n < m) || self.max_len.is_some_and(|m| n > m) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Whether a token equals an `enum` entry exactly (numbers by value when
+/// both are integers or both floats; anything else is not proven).
+fn same_scalar(t: Tok, v: &Value) -> bool {
+    match (t, v) {
+        (Tok::Null, Value::Null) => true,
+        (Tok::Bool(a), Value::Bool(b)) => a == *b,
+        (Tok::S(a), Value::String(b)) => a == b,
+        (Tok::I(a), Value::Number(n)) => n.as_i64() == Some(a),
+        (Tok::U(a), Value::Number(n)) => n.as_u64() == Some(a),
+        (Tok::F(a), Value::Number(n)) => n.is_f64() && n.as_f64() == Some(a),
+        _ => false,
+    }
+}
+
+/// Exact comparison of a number token with a bound: Ok(None) for
+/// non-numbers, Err where exactness cannot be promised cheaply.
+fn compare(t: Tok, bound: &Number) -> Result<Option<std::cmp::Ordering>, ()> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let int_bound = bound
+        .as_i64()
+        .map(i128::from)
+        .or(bound.as_u64().map(i128::from));
+    let ti = match t {
+        Tok::I(i) => Some(i128::from(i)),
+        Tok::U(u) => Some(i128::from(u)),
+        Tok::F(_) => None,
+        _ => return Ok(None),
+    };
+    match (ti, int_bound) {
+        (Some(a), Some(b)) => Ok(Some(a.cmp(&b))),
+        (Some(a), None) => {
+            let b = bound.as_f64().ok_or(())?;
+            if (a.unsigned_abs() as f64) > EXACT {
+                return Err(());
+            }
+            (a as f64).partial_cmp(&b).map(Some).ok_or(())
+        }
+        (None, b) => {
+            let Tok::F(a) = t else { return Err(()) };
+            let b = match b {
+                Some(b) if (b.unsigned_abs() as f64) <= EXACT => b as f64,
+                Some(_) => return Err(()),
+                None => bound.as_f64().ok_or(())?,
+            };
+            a.partial_cmp(&b).map(Some).ok_or(())
+        }
+    }
+}
+
+/// What compiling needs to know of the table.
+struct Ctx<'a> {
+    t: &'a TableSchema,
+    /// Paths given a node: (path, is a leaf).
+    seen: Vec<(String, bool)>,
+    captures: Vec<String>,
+}
+
+impl CompiledTable {
+    /// Compile a table; Err says why it runs on the general path only.
+    pub fn compile(t: &TableSchema) -> Result<CompiledTable, String> {
+        if let Some(r) = find_reference(&t.raw) {
+            return Err(format!("the schema uses {r}"));
+        }
+        if t.ext.mask.iter().any(|(p, _)| p == SOURCE_COLUMN)
+            || t.ext.timestamps.iter().any(|p| p == SOURCE_COLUMN)
+        {
+            return Err(format!(
+                "the {SOURCE_COLUMN:?} tag is masked or a timestamp"
+            ));
+        }
+        let mut captures: Vec<String> = t.ext.partition.iter().map(|p| p.field.clone()).collect();
+        if let Some(id) = &t.ext.record_id {
+            captures.push(id.clone());
+        }
+        if captures.len() > MAX_CAPTURES {
+            return Err("too many partition fields".into());
+        }
+        let mut cx = Ctx {
+            t,
+            seen: Vec::new(),
+            captures,
+        };
+        let data_cols = &t.columns[..t.columns.len() - 1];
+        let root = compile_object(&mut cx, &t.raw, "", data_cols, 1, true, false)?;
+        // Every path with a role must have met its node.
+        for p in &t.ext.timestamps {
+            if !cx.seen.iter().any(|(s, _)| s == p) {
+                return Err(format!(
+                    "timestamp {p:?} is not a declared property outside arrays"
+                ));
+            }
+        }
+        if let Some(id) = &t.ext.record_id {
+            if !cx.seen.iter().any(|(s, _)| s == id) {
+                return Err(format!("record id {id:?} is not a declared property"));
+            }
+        }
+        for (p, _) in &t.ext.mask {
+            // A mask below a leaf changes that leaf's JSON text; one at an
+            // undeclared path touches no column.
+            let under_leaf = cx.seen.iter().any(|(s, leaf)| {
+                *leaf
+                    && p.len() > s.len()
+                    && p.starts_with(s.as_str())
+                    && p.as_bytes()[s.len()] == b'.'
+            });
+            if under_leaf {
+                return Err(format!("mask {p:?} is inside a field stored whole"));
+            }
+        }
+        let slot = |field: &str| cx.captures.iter().position(|c| c == field).map(|i| i as u8);
+        let partition = t
+            .ext
+            .partition
+            .iter()
+            .map(|p| slot(&p.field).unwrap_or(0))
+            .collect();
+        let record_id = t.ext.record_id.as_deref().and_then(slot);
+        Ok(CompiledTable {
+            cells_hint: count_cells(&t.columns),
+            root,
+            columns: t.columns.len(),
+            unit: t.ext.epoch_unit,
+            has_event_time: t.ext.event_time.is_some(),
+            partition,
+            record_id,
+        })
+    }
+
+    /// Decode a good record into its row; None hands it to the general path.
+    pub fn decode(&self, raw: &[u8], masker: &Masker, source: &str) -> Option<Decoded> {
+        // serde_json checks UTF-8 inside strings, and any other non-ASCII
+        // byte is a syntax error there: checking the record once is the same.
+        let text = std::str::from_utf8(raw).ok()?;
+        let mut row = Row::with_capacity(self.cells_hint, raw.len() / 2);
+        let mut cx = Scan {
+            b: text.as_bytes(),
+            s: text,
+            i: 0,
+            row: &mut row,
+            masker,
+            unit: self.unit,
+            event_ms: None,
+            captured: [None; MAX_CAPTURES],
+            scratch: String::new(),
+            probe: Value::String(String::new()),
+        };
+        cx.ws();
+        if cx.peek() != Some(b'{') {
+            return None;
+        }
+        cx.object(&self.root, 0)?;
+        cx.ws();
+        if cx.i != cx.b.len() {
+            return None;
+        }
+        let (event_ms, captured) = (cx.event_ms, cx.captured);
+        if self.has_event_time && event_ms.is_none() {
+            return None;
+        }
+        let src = row.push_str(source);
+        row.cells[self.columns - 1] = src;
+        let text = |c: Option<Cell>| match c {
+            Some(Cell::Str { start, len }) => Some((start, len)),
+            _ => None,
+        };
+        Some(Decoded {
+            partition: self
+                .partition
+                .iter()
+                .map(|&i| text(captured[i as usize]))
+                .collect(),
+            record_id: self.record_id.and_then(|i| text(captured[i as usize])),
+            event_ms,
+            row,
+        })
+    }
+}
+
+fn count_cells(cols: &[crate::schema::Column]) -> usize {
+    cols.iter()
+        .map(|c| match &c.ty {
+            ColumnType::Struct(m) => 1 + count_cells(m),
+            ColumnType::List(_) => 5,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn find_reference(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Object(m) => {
+            for (k, sub) in m {
+                if let Some(r) = REFERENCES.iter().find(|r| **r == k) {
+                    return Some(r);
+                }
+                if k == "x-lakehose" {
+                    continue;
+                }
+                if let Some(r) = find_reference(sub) {
+                    return Some(r);
+                }
+            }
+            None
+        }
+        Value::Array(a) => a.iter().find_map(find_reference),
+        _ => None,
+    }
+}
+
+fn is_annotation(k: &str) -> bool {
+    ANNOTATIONS.contains(&k) || k.starts_with("x-")
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn build_validator(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|e| format!("sub-schema does not compile alone: {e}"))
+}
+
+/// An object node with properties: its members follow `cols` (the column
+/// model lists properties in declaration order).
+fn compile_object(
+    cx: &mut Ctx,
+    schema: &Value,
+    path: &str,
+    cols: &[crate::schema::Column],
+    extra_cells: usize,
+    root: bool,
+    under_list: bool,
+) -> Result<ObjectPlan, String> {
+    let m = schema
+        .as_object()
+        .ok_or("an object schema is not an object")?;
+    for k in m.keys() {
+        let ok = matches!(
+            k.as_str(),
+            "type" | "properties" | "required" | "additionalProperties"
+        ) || is_annotation(k)
+            || (root && k == "x-lakehose");
+        if !ok {
+            return Err(format!("keyword {k:?} on object {path:?}"));
+        }
+    }
+    if cols.len() > MAX_PROPS {
+        return Err(format!(
+            "object {path:?} has more than {MAX_PROPS} properties"
+        ));
+    }
+    let props_schema = m.get("properties").and_then(Value::as_object);
+    let mut props = Vec::with_capacity(cols.len());
+    for c in cols {
+        let sub = props_schema
+            .and_then(|p| p.get(&c.source))
+            .ok_or_else(|| format!("column {} has no property", c.name))?;
+        let node = compile_node(cx, sub, &join(path, &c.source), &c.ty, under_list)?;
+        props.push((c.source.clone().into_boxed_str(), node));
+    }
+    let mut required = Vec::new();
+    if let Some(req) = m.get("required") {
+        for r in req.as_array().ok_or("required is not an array")? {
+            let r = r.as_str().ok_or("required holds a non-string")?;
+            let i = props
+                .iter()
+                .position(|(n, _)| &**n == r)
+                .ok_or_else(|| format!("required {r:?} is not a declared property"))?;
+            required.push(i);
+        }
+    }
+    let additional = match m.get("additionalProperties") {
+        None | Some(Value::Bool(true)) => true,
+        Some(Value::Bool(false)) => false,
+        Some(_) => return Err(format!("additionalProperties schema on {path:?}")),
+    };
+    Ok(ObjectPlan {
+        block: props.len() + extra_cells,
+        props,
+        required,
+        additional,
+    })
+}
+
+fn compile_node(
+    cx: &mut Ctx,
+    schema: &Value,
+    path: &str,
+    ty: &ColumnType,
+    under_list: bool,
+) -> Result<Node, String> {
+    let m = match schema {
+        Value::Object(m) => m,
+        // `true` admits anything; `false` nothing (so every value defers).
+        Value::Bool(b) => {
+            let mut n = leaf_node(cx, schema, path, ty, under_list, &serde_json::Map::new())?;
+            n.check.types = if *b { T_ALL } else { 0 };
+            return Ok(n);
+        }
+        _ => return Err(format!("schema at {path:?} is not an object")),
+    };
+    let is_ts = cx.t.ext.timestamps.iter().any(|p| p == path);
+    let is_mask = cx.t.ext.mask.iter().any(|(p, _)| p == path);
+    match ty {
+        ColumnType::Struct(cols) if !is_ts && !is_mask => {
+            cx.seen.push((path.to_owned(), false));
+            let plan = compile_object(cx, schema, path, cols, 0, false, under_list)?;
+            Ok(Node {
+                check: Check {
+                    types: types_of(m)?,
+                    ..Check::default()
+                },
+                kind: Kind::Object(Box::new(plan)),
+                full: None,
+                extra: false,
+                capture: None,
+            })
+        }
+        ColumnType::List(item_ty) if !is_ts && !is_mask => {
+            for k in m.keys() {
+                if !matches!(k.as_str(), "type" | "items" | "minItems" | "maxItems")
+                    && !is_annotation(k)
+                {
+                    return Err(format!("keyword {k:?} on array {path:?}"));
+                }
+            }
+            let items = m.get("items").ok_or("array without items")?;
+            let item = compile_node(cx, items, path, item_ty, true)?;
+            Ok(Node {
+                check: Check {
+                    types: types_of(m)?,
+                    ..Check::default()
+                },
+                kind: Kind::List {
+                    item: Box::new(item),
+                    min_items: size(m, "minItems")?,
+                    max_items: size(m, "maxItems")?,
+                },
+                full: None,
+                extra: false,
+                capture: None,
+            })
+        }
+        _ => leaf_node(cx, schema, path, ty, under_list, m),
+    }
+}
+
+fn leaf_node(
+    cx: &mut Ctx,
+    schema: &Value,
+    path: &str,
+    ty: &ColumnType,
+    under_list: bool,
+    m: &serde_json::Map<String, Value>,
+) -> Result<Node, String> {
+    let ext = &cx.t.ext;
+    let leaf = if ext.timestamps.iter().any(|p| p == path) {
+        if under_list {
+            return Err(format!("timestamp {path:?} is inside an array"));
+        }
+        Leaf::Timestamp {
+            event_time: ext.event_time.as_deref() == Some(path),
+        }
+    } else if let Some((_, k)) = ext.mask.iter().find(|(p, _)| p == path) {
+        Leaf::Mask(*k)
+    } else {
+        match ty {
+            ColumnType::Boolean => Leaf::Bool,
+            ColumnType::Int64 => Leaf::Int,
+            ColumnType::Float64 => Leaf::Float,
+            ColumnType::Utf8 | ColumnType::JsonText => Leaf::Text,
+            ColumnType::Timestamp | ColumnType::Struct(_) | ColumnType::List(_) => {
+                return Err(format!("column type of {path:?} does not fit its schema"))
+            }
+        }
+    };
+    let mut check = Check {
+        types: T_ALL,
+        ..Check::default()
+    };
+    let mut extra = false;
+    for (k, v) in m {
+        match k.as_str() {
+            "type" => check.types = types_of(m)?,
+            "enum" => check.allowed = Some(v.as_array().ok_or("enum is not an array")?.clone()),
+            "const" => check.allowed = Some(vec![v.clone()]),
+            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                let n = match v {
+                    Value::Number(n) => n.clone(),
+                    _ => return Err(format!("{k} at {path:?} is not a number")),
+                };
+                check
+                    .bounds
+                    .push((n, k.contains("inimum"), k.starts_with("exclusive")));
+            }
+            "minLength" => check.min_len = size(m, k)?,
+            "maxLength" => check.max_len = size(m, k)?,
+            _ if is_annotation(k) => {}
+            _ => extra = true,
+        }
+    }
+    // Text and masked leaves may hold objects and arrays, checked whole.
+    let whole = matches!(leaf, Leaf::Text | Leaf::Mask(_)) && check.types & (T_OBJ | T_ARR) != 0;
+    let full = if extra || whole {
+        Some(build_validator(schema)?)
+    } else {
+        None
+    };
+    let capture = if under_list {
+        None
+    } else {
+        cx.captures.iter().position(|c| c == path).map(|i| i as u8)
+    };
+    cx.seen.push((path.to_owned(), true));
+    Ok(Node {
+        check,
+        kind: Kind::Leaf(leaf),
+        full,
+        extra,
+        capture,
+    })
+}
+
+fn types_of(m: &serde_json::Map<String, Value>) -> Result<u8, String> {
+    let one = |t: &str| -> Result<u8, String> {
+        Ok(match t {
+            "null" => T_NULL,
+            "boolean" => T_BOOL,
+            "integer" => T_INT,
+            "number" => T_INT | T_FLOAT,
+            "string" => T_STR,
+            "object" => T_OBJ,
+            "array" => T_ARR,
+            other => return Err(format!("unknown type {other:?}")),
+        })
+    };
+    match m.get("type") {
+        None => Ok(T_ALL),
+        Some(Value::String(t)) => one(t),
+        Some(Value::Array(ts)) => ts.iter().try_fold(0, |acc, t| {
+            Ok(acc | one(t.as_str().ok_or("type list holds a non-string")?)?)
+        }),
+        Some(_) => Err("type is neither a string nor a list".into()),
+    }
+}
+
+/// A non-negative integer keyword (`3.0` counts, as in draft 2020-12).
+fn size(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, String> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| format!("{k} is not a non-negative integer")),
+    }
+}
+
+/// Nesting deeper than this is left to the general path (serde_json stops
+/// at 128 levels: staying well below it keeps the two in agreement).
+const MAX_DEPTH: usize = 100;
+
+/// One record's scan: a cursor over its bytes, and what it has produced.
+struct Scan<'a, 'r> {
+    /// The record, known to be UTF-8 (`s` as bytes).
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+    row: &'r mut Row,
+    masker: &'r Masker,
+    unit: EpochUnit,
+    event_ms: Option<i64>,
+    captured: [Option<Cell>; MAX_CAPTURES],
+    /// Unescaped text of the string being read, when it had escapes.
+    scratch: String,
+    /// A string value for the leaf validators to check.
+    probe: Value,
+}
+
+/// Where a string's text is: in the record, or unescaped in `scratch`.
+#[derive(Clone, Copy)]
+enum StrAt {
+    Raw(usize, usize),
+    Scratch,
+}
+
+impl<'a> Scan<'a, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// A string starting at the opening quote.
+    fn string(&mut self) -> Option<StrAt> {
+        self.i += 1;
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(StrAt::Raw(start, self.i - 1));
+                }
+                b'\\' => break,
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+        // Escapes: unescape into scratch.
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let b = self.b;
+        let mut run = start;
+        loop {
+            match *b.get(self.i)? {
+                b'"' => {
+                    out.push_str(self.s.get(run..self.i)?);
+                    self.i += 1;
+                    self.scratch = out;
+                    return Some(StrAt::Scratch);
+                }
+                b'\\' => {
+                    out.push_str(self.s.get(run..self.i)?);
+                    let e = *b.get(self.i + 1)?;
+                    self.i += 2;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                // a surrogate pair, or the general path decides
+                                if b.get(self.i..self.i + 2)? != b"\\u" {
+                                    return None;
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return None;
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(c)?);
+                        }
+                        _ => return None,
+                    }
+                    run = self.i;
+                }
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let h = self.b.get(self.i..self.i + 4)?;
+        self.i += 4;
+        h.iter()
+            .try_fold(0u32, |acc, c| Some(acc * 16 + char::from(*c).to_digit(16)?))
+    }
+
+    fn text(&self, at: StrAt) -> &str {
+        match at {
+            // Quotes are ASCII, so they sit on character boundaries.
+            StrAt::Raw(a, z) => &self.s[a..z],
+            StrAt::Scratch => &self.scratch,
+        }
+    }
+
+    /// A number, as serde_json would hand it over; None for the forms it
+    /// treats specially (`-0`, integers past 64 bits, out-of-range floats).
+    fn number(&mut self) -> Option<Tok<'static>> {
+        let b = self.b;
+        let start = self.i;
+        let neg = b[self.i] == b'-';
+        if neg {
+            self.i += 1;
+        }
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - s
+        };
+        let int_start = self.i;
+        let n = digits(&mut self.i);
+        if n == 0 || (n > 1 && b[int_start] == b'0') {
+            return None;
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(&mut self.i) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if digits(&mut self.i) == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if float {
+            let f: f64 = self.s.get(start..self.i)?.parse().ok()?;
+            return f.is_finite().then_some(Tok::F(f));
+        }
+        let mut v: u64 = 0;
+        for &c in &b[int_start..self.i] {
+            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        }
+        if !neg {
+            Some(Tok::U(v))
+        } else if v == 0 || v > 1 << 63 {
+            None
+        } else {
+            Some(Tok::I((v as i64).wrapping_neg()))
+        }
+    }
+
+    /// Skip any value, checking its syntax (an undeclared property's value).
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'{' | b'[' if depth >= MAX_DEPTH => None,
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            _ => None,
+        }
+    }
+
+    /// The value at a node.
+    fn value(&mut self, node: &Node, depth: usize) -> Option<Cell> {
+        self.ws();
+        match self.peek()? {
+            b'{' => match &node.kind {
+                Kind::Object(plan) if node.check.types & T_OBJ != 0 => self.object(plan, depth + 1),
+                Kind::Leaf(_) => self.whole(node, depth),
+                _ => None,
+            },
+            b'[' => match &node.kind {
+                Kind::List {
+                    item,
+                    min_items,
+                    max_items,
+                } if node.check.types & T_ARR != 0 => {
+                    self.list(item, *min_items, *max_items, depth + 1)
+                }
+                Kind::Leaf(_) => self.whole(node, depth),
+                _ => None,
+            },
+            b'"' => {
+                let at = self.string()?;
+                match at {
+                    StrAt::Raw(a, z) => {
+                        let s = self.s.get(a..z)?;
+                        self.scalar(node, Tok::S(s))
+                    }
+                    StrAt::Scratch => {
+                        let s = std::mem::take(&mut self.scratch);
+                        let cell = self.scalar(node, Tok::S(&s));
+                        self.scratch = s;
+                        cell
+                    }
+                }
+            }
+            b't' => {
+                self.literal(b"true")?;
+                self.scalar(node, Tok::Bool(true))
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                self.scalar(node, Tok::Bool(false))
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                self.scalar(node, Tok::Null)
+            }
+            b'-' | b'0'..=b'9' => {
+                let t = self.number()?;
+                self.scalar(node, t)
+            }
+            _ => None,
+        }
+    }
+
+    /// An object at the cursor, its members by `plan`: the struct's cell.
+    fn object(&mut self, plan: &ObjectPlan, depth: usize) -> Option<Cell> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.i += 1; // '{'
+        let start = self.row.reserve_block(plan.block);
+        let mut seen = [0u64; MAX_PROPS / 64];
+        let mut guess = 0usize;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                self.ws();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                let k = self.text(key).as_bytes();
+                let found = match plan.props.get(guess) {
+                    Some((name, _)) if name.as_bytes() == k => Some(guess),
+                    _ => plan.props.iter().position(|(name, _)| name.as_bytes() == k),
+                };
+                self.eat(b':')?;
+                match found {
+                    Some(i) => {
+                        let (w, bit) = (i / 64, 1u64 << (i % 64));
+                        if seen[w] & bit != 0 {
+                            return None; // a duplicate key: the general path decides
+                        }
+                        seen[w] |= bit;
+                        let cell = self.value(&plan.props[i].1, depth)?;
+                        self.row.cells[start as usize + i] = cell;
+                        guess = i + 1;
+                    }
+                    None if plan.additional => self.skip(depth)?,
+                    None => return None,
+                }
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        if plan
+            .required
+            .iter()
+            .any(|&i| seen[i / 64] & (1 << (i % 64)) == 0)
+        {
+            return None;
+        }
+        Some(Cell::Struct { start })
+    }
+
+    /// An array at the cursor, its items by `item`: the list's cell.
+    fn list(
+        &mut self,
+        item: &Node,
+        min_items: Option<u64>,
+        max_items: Option<u64>,
+        depth: usize,
+    ) -> Option<Cell> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.i += 1; // '['
+                     // Leaf items reserve nothing and go straight to the end; nested
+                     // ones reserve blocks as they go, so they are gathered first.
+        let direct = matches!(item.kind, Kind::Leaf(_));
+        let mut gathered = Vec::new();
+        let first = self.row.cells.len();
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                let c = self.value(item, depth)?;
+                if direct {
+                    self.row.cells.push(c);
+                } else {
+                    gathered.push(c);
+                }
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let (start, len) = if direct {
+            (first as u32, (self.row.cells.len() - first) as u32)
+        } else {
+            let start = self.row.cells.len() as u32;
+            self.row.cells.extend_from_slice(&gathered);
+            (start, gathered.len() as u32)
+        };
+        let n = u64::from(len);
+        if min_items.is_some_and(|m| n < m) || max_items.is_some_and(|m| n > m) {
+            return None;
+        }
+        Some(Cell::List { start, len })
+    }
+
+    /// A scalar value at a node: checked, transformed, stored.
+    fn scalar(&mut self, node: &Node, t: Tok) -> Option<Cell> {
+        if !node.check.admits(t) {
+            return None;
+        }
+        if node.extra {
+            let full = node.full.as_ref()?;
+            let ok = match (t, &mut self.probe) {
+                // Reuse one string value rather than allocate one per check.
+                (Tok::S(s), Value::String(p)) => {
+                    p.clear();
+                    p.push_str(s);
+                    full.is_valid(&self.probe)
+                }
+                _ => full.is_valid(&t.value()),
+            };
+            if !ok {
+                return None;
+            }
+        }
+        let cell = match node.kind {
+            Kind::Object(_) | Kind::List { .. } => Cell::Null,
+            Kind::Leaf(_) if matches!(t, Tok::Null) => {
+                if matches!(node.kind, Kind::Leaf(Leaf::Timestamp { event_time: true })) {
+                    return None;
+                }
+                Cell::Null
+            }
+            Kind::Leaf(Leaf::Bool) => match t {
+                Tok::Bool(b) => Cell::Bool(b),
+                _ => Cell::Null,
+            },
+            Kind::Leaf(Leaf::Int) => match t {
+                Tok::I(i) => Cell::Int(i),
+                Tok::U(u) => i64::try_from(u)
+                    .ok()
+                    .or_else(|| integral(u as f64))
+                    .map_or(Cell::Null, Cell::Int),
+                Tok::F(f) => integral(f).map_or(Cell::Null, Cell::Int),
+                _ => Cell::Null,
+            },
+            Kind::Leaf(Leaf::Float) => match t {
+                Tok::I(i) => Cell::Float(i as f64),
+                Tok::U(u) => Cell::Float(u as f64),
+                Tok::F(f) => Cell::Float(f),
+                _ => Cell::Null,
+            },
+            Kind::Leaf(Leaf::Text) => match t {
+                Tok::S(s) => self.row.push_str(s),
+                other => self.row.push_str(&other.text()?),
+            },
+            Kind::Leaf(Leaf::Timestamp { event_time }) => {
+                let ms = match t {
+                    Tok::S(s) => parse_timestamp_str(s, self.unit).ok()?,
+                    Tok::Bool(_) => return None,
+                    other => parse_timestamp(&other.value(), self.unit).ok()?,
+                };
+                if event_time {
+                    self.event_ms = Some(ms);
+                }
+                Cell::Int(ms)
+            }
+            Kind::Leaf(Leaf::Mask(kind)) => {
+                let start = self.row.text.len() as u32;
+                match t {
+                    Tok::S(s) => self.masker.mask_text_into(kind, s, &mut self.row.text),
+                    other => self
+                        .masker
+                        .mask_text_into(kind, &other.text()?, &mut self.row.text),
+                }
+                Cell::Str {
+                    start,
+                    len: self.row.text.len() as u32 - start,
+                }
+            }
+        };
+        if let Some(slot) = node.capture {
+            // The value as the general path's transformed record holds it.
+            // A boolean is a partition value but no record id: left to it.
+            let text = match (&node.kind, t, cell) {
+                (
+                    Kind::Leaf(Leaf::Bool | Leaf::Int | Leaf::Float | Leaf::Text),
+                    Tok::Bool(_),
+                    _,
+                ) => return None,
+                (_, Tok::Null, _) => None,
+                (Kind::Leaf(Leaf::Timestamp { .. }), _, Cell::Int(ms)) => {
+                    Some(self.row.push_str(&ms.to_string()))
+                }
+                (Kind::Leaf(Leaf::Mask(_) | Leaf::Text), _, c @ Cell::Str { .. }) => Some(c),
+                (_, Tok::S(s), _) => Some(self.row.push_str(s)),
+                (_, other, _) => Some(self.row.push_str(&other.text()?)),
+            };
+            self.captured[slot as usize] = text;
+        }
+        Some(cell)
+    }
+
+    /// An object or array at a leaf stored whole (as JSON text, or masked):
+    /// read as a `Value`, exactly as the general path reads it.
+    fn whole(&mut self, node: &Node, depth: usize) -> Option<Cell> {
+        let start = self.i;
+        self.skip(depth)?;
+        let mut v: Value = serde_json::from_slice(&self.b[start..self.i]).ok()?;
+        let bit = if v.is_object() { T_OBJ } else { T_ARR };
+        if node.check.types & bit == 0 || node.check.allowed.is_some() {
+            return None;
+        }
+        if !node.full.as_ref()?.is_valid(&v) {
+            return None;
+        }
+        match node.kind {
+            // A partition value or record id that is an object or array
+            // is left to the general path (rare, and the two differ there).
+            _ if node.capture.is_some() => None,
+            Kind::Leaf(Leaf::Text) => Some(self.row.push_str(&v.to_string())),
+            Kind::Leaf(Leaf::Mask(kind)) => {
+                self.masker.mask_value(&mut v, kind);
+                let Value::String(s) = &v else { return None };
+                Some(self.row.push_str(s))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,429 @@
+//! The compiled path must agree with the general one on every record it
+//! takes, and take the ordinary ones.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::CompiledTable;
+use crate::gen::{generate, EventKind, GenOptions};
+use crate::schema::{Registry, TableSchema};
+use crate::transform::{Outcome, Routing, Transformer};
+
+const ARRIVAL: i64 = 1_700_000_000_000;
+
+fn shipped() -> Arc<Registry> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    Arc::new(Registry::load_dir(&dir).expect("shipped schemas load"))
+}
+
+fn table(schema: Value) -> Arc<Registry> {
+    let t = TableSchema::from_value(schema, "t", Path::new("t.json")).expect("valid test schema");
+    Arc::new(Registry::from_tables(vec![t]))
+}
+
+/// Transform one record both ways. Returns whether the compiled path took
+/// it, after checking it agrees with the general path where it did.
+fn agree(t: &Transformer, raw: &[u8]) -> bool {
+    let fast = t.transform_compiled(raw, ARRIVAL);
+    let slow = t.transform_with(raw, ARRIVAL, None, &[], &[], None);
+    let text = String::from_utf8_lossy(raw);
+    match (fast, slow) {
+        (None, _) => false,
+        (Some(f), Outcome::Ok(s)) => {
+            assert_eq!(f.table, s.table, "{text}");
+            assert_eq!(f.partition, s.partition, "{text}");
+            assert_eq!(f.id_digest, s.id_digest, "{text}");
+            assert_eq!(f.input_bytes, s.input_bytes, "{text}");
+            // Rows agree cell for cell (the text may hold extra bytes
+            // behind captured values: compare what cells point at).
+            let cols = &t.registry().by_index(f.table).columns;
+            assert_eq!(render(&f.row, cols), render(&s.row, cols), "{text}");
+            true
+        }
+        (Some(_), Outcome::Failed(e)) => panic!(
+            "the compiled path accepted a record the general path rejects ({}): {text}",
+            e.message
+        ),
+    }
+}
+
+/// A row as JSON, for comparisons and readable failures.
+fn render(row: &super::Row, cols: &[crate::schema::Column]) -> Value {
+    use super::Cell;
+    use crate::schema::ColumnType;
+    fn cell(row: &super::Row, ty: &ColumnType, c: Cell) -> Value {
+        match (c, ty) {
+            (Cell::Null, _) => Value::Null,
+            (Cell::Bool(b), _) => json!(b),
+            (Cell::Int(i), _) => json!(i),
+            (Cell::Float(f), _) => json!(f),
+            (Cell::Str { start, len }, _) => json!(row.str(start, len)),
+            (Cell::Struct { start }, ColumnType::Struct(m)) => Value::Array(
+                m.iter()
+                    .enumerate()
+                    .map(|(i, col)| cell(row, &col.ty, row.cells[start as usize + i]))
+                    .collect(),
+            ),
+            (Cell::List { start, len }, ColumnType::List(item)) => Value::Array(
+                row.cells[start as usize..(start + len) as usize]
+                    .iter()
+                    .map(|c| cell(row, item, *c))
+                    .collect(),
+            ),
+            (c, ty) => panic!("cell {c:?} in a {ty:?} column"),
+        }
+    }
+    Value::Array(
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| cell(row, &c.ty, row.cells[i]))
+            .collect(),
+    )
+}
+
+#[test]
+fn shipped_schemas_compile() {
+    let reg = shipped();
+    for t in reg.tables() {
+        if let Err(why) = CompiledTable::compile(t) {
+            panic!("{} does not compile: {why}", t.name);
+        }
+    }
+}
+
+/// Generated events, broken ones and mixed timestamp formats included:
+/// both paths agree, and the compiled one takes every valid record.
+#[test]
+fn generated_events_agree() {
+    let reg = shipped();
+    for (kind, name) in [
+        (EventKind::Taxi, "taxi_trips"),
+        (EventKind::Clicks, "app_clicks"),
+    ] {
+        let idx = reg.index_of(name).expect("shipped table");
+        let t = Transformer::new(
+            reg.clone(),
+            b"k",
+            Routing::Fixed(idx),
+            "gen".into(),
+            1 << 20,
+        )
+        .unwrap();
+        for mixed_ts in [false, true] {
+            let opts = GenOptions {
+                kind,
+                count: 3000,
+                seed: 11,
+                bad: 0.1,
+                dup: 0.0,
+                mixed_ts,
+            };
+            let mut out = Vec::new();
+            let stats = generate(&opts, &mut out).unwrap();
+            let mut taken = 0u64;
+            for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                taken += u64::from(agree(&t, line));
+            }
+            assert_eq!(
+                taken, stats.valid,
+                "{name} mixed_ts={mixed_ts}: every valid record takes the compiled path"
+            );
+        }
+    }
+}
+
+/// Odd records on a schema using every natively checked keyword: each is
+/// either taken with the general path's result or left to it.
+#[test]
+fn odd_records_agree() {
+    let reg = table(json!({
+        "type": "object",
+        "required": ["id", "ts"],
+        "properties": {
+            "id": {"type": ["string", "integer"]},
+            "ts": {"type": ["string", "number"]},
+            "later": {"type": ["string", "integer", "null"]},
+            "n": {"type": "integer", "minimum": 0, "exclusiveMaximum": 10},
+            "f": {"type": "number", "exclusiveMinimum": 0.5, "maximum": 100},
+            "e": {"enum": [1, 2, 3]},
+            "c": {"const": "x"},
+            "s": {"type": "string", "minLength": 2, "maxLength": 4},
+            "p": {"type": "string", "pattern": "^[a-z]+$"},
+            "m": {"type": "number", "multipleOf": 0.5},
+            "b": {"type": "boolean"},
+            "k": {"type": "number"},
+            "any": {},
+            "blob": {"type": "object"},
+            "o": {"type": ["object", "null"], "additionalProperties": false, "required": ["a"],
+                  "properties": {"a": {"type": "integer"}, "secret": {"type": "string"}}},
+            "l": {"type": "array", "minItems": 1, "maxItems": 3,
+                  "items": {"type": "object", "properties": {"x": {"type": "integer"}, "pin": {}}}},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "whole": {"type": "object", "properties": {"q": {"type": "integer"}}},
+            "never": false
+        },
+        "x-lakehose": {
+            "table": "t", "event_time": "ts", "timestamps": ["later"],
+            "partition": [{"name": "kp", "field": "k"}, {"name": "ep", "field": "e"}],
+            "record_id": "id",
+            "mask": {"o.secret": "hash", "l.pin": "last4", "whole": "hash", "b": "redact"}
+        }
+    }));
+    let t = Transformer::new(reg, b"k", Routing::Fixed(0), "src".into(), 1 << 20).unwrap();
+    // (record, whether the compiled path takes it)
+    let cases: Vec<(&str, bool)> = vec![
+        (r#"{"id":"a","ts":"2024-03-01T05:00:00Z"}"#, true),
+        (r#"{"id":7,"ts":1709269200}"#, true),
+        (r#"{"id":"a","ts":1709269200123,"later":null}"#, true),
+        (
+            r#"{"id":"a","ts":1709269200.5,"later":"2024-03-01 05:00:00.25"}"#,
+            true,
+        ),
+        (r#"{"id":"a","ts":"1709269200","later":1709269200}"#, true),
+        // every native keyword satisfied, at its edges
+        (
+            r#"{"id":"a","ts":0,"n":0,"f":100,"e":3,"c":"x","s":"ab","p":"abc","m":1.5,"b":true,"k":2.5,"any":[1,{"z":null}],"blob":{"y":[1,2]},"o":{"a":1,"secret":"pw"},"l":[{"x":1,"pin":"123456"},{"pin":7}],"tags":["a","é"],"whole":{"q":2,"r":"x"}}"#,
+            true,
+        ),
+        (r#"{"id":"a","ts":0,"n":9,"f":0.51,"s":"ü日本語"}"#, true),
+        (r#"{"id":"a","ts":0,"o":null,"l":[{}],"tags":[]}"#, true),
+        // partition values: a float's and an integer's JSON text
+        (r#"{"id":"a","ts":0,"k":2,"e":1}"#, true),
+        (r#"{"id":"a","ts":0,"k":1e3}"#, true),
+        (r#"{"id":"a","ts":0,"k":-0.0}"#, true),
+        // escapes in keys and strings
+        (
+            r#"{"\u0069d":"a\"b\\c\u00e9\ud83d\ude00","ts":0,"s":"a\nb"}"#,
+            true,
+        ),
+        // undeclared properties are allowed at the top
+        (
+            r#"{"id":"a","ts":0,"extra":{"deep":[1,2,{"x":"y"}]}}"#,
+            true,
+        ),
+        // whitespace everywhere
+        (" {\t\"id\" : \"a\" ,\n\"ts\" : 0 } \n", true),
+        // numbers at the edges of i64/u64 and beyond
+        (r#"{"id":9223372036854775807,"ts":0}"#, true),
+        (r#"{"id":18446744073709551615,"ts":0}"#, true),
+        // past 64 bits serde_json reads a float: left to it
+        (
+            r#"{"id":"a","ts":0,"k":123456789012345678901234567890}"#,
+            false,
+        ),
+        (r#"{"id":"a","ts":0,"k":-0}"#, false),
+        // left to the general path: violations and what it alone decides
+        (r#"{"id":"a","ts":0,"n":2.0}"#, false), // 2.0 is an integer to JSON Schema
+        (r#"{"id":"a","ts":0,"n":10}"#, false),
+        (r#"{"id":"a","ts":0,"n":-1}"#, false),
+        (r#"{"id":"a","ts":0,"f":0.5}"#, false),
+        (r#"{"id":"a","ts":0,"e":1.0}"#, false),
+        (r#"{"id":"a","ts":0,"e":4}"#, false),
+        (r#"{"id":"a","ts":0,"c":"y"}"#, false),
+        (r#"{"id":"a","ts":0,"s":"a"}"#, false),
+        (r#"{"id":"a","ts":0,"s":"abcde"}"#, false),
+        (r#"{"id":"a","ts":0,"p":"A"}"#, false),
+        (r#"{"id":"a","ts":0,"m":0.3}"#, false),
+        (r#"{"id":"a","ts":0,"o":{"a":1,"z":2}}"#, false),
+        (r#"{"id":"a","ts":0,"o":{}}"#, false),
+        (r#"{"id":"a","ts":0,"l":[]}"#, false),
+        (r#"{"id":"a","ts":0,"l":[{},{},{},{}]}"#, false),
+        (r#"{"id":"a","ts":0,"tags":[1]}"#, false),
+        (r#"{"id":"a","ts":0,"never":1}"#, false),
+        (r#"{"id":"a","ts":0,"id":"b"}"#, false), // duplicate key
+        (r#"{"id":"a"}"#, false),
+        (r#"{"id":"a","ts":null}"#, false),
+        (r#"{"id":"a","ts":"yesterday"}"#, false),
+        (r#"{"id":"a","ts":0,"later":"soon"}"#, false),
+        (r#"{"id":true,"ts":0}"#, false),
+        (r#"{"id":"a","ts":0,"b":"yes"}"#, false),
+        (r#"{"id":"a","ts":0,"#, false),
+        (r#"{"id":"a","ts":0} x"#, false),
+        (r#"[{"id":"a","ts":0}]"#, false),
+        ("\"just text\"", false),
+        ("", false),
+    ];
+    for (raw, taken) in cases {
+        assert_eq!(agree(&t, raw.as_bytes()), taken, "taken? {raw}");
+    }
+}
+
+#[test]
+fn routing_by_field_agrees() {
+    let reg = shipped();
+    let t = Transformer::new(
+        reg,
+        b"k",
+        Routing::Field("table".into()),
+        "src".into(),
+        1 << 20,
+    )
+    .unwrap();
+    let cases: Vec<(String, bool)> = vec![
+        (
+            json!({"table": "app_clicks", "event_id": "00000000-0000-4000-8000-000000000000"})
+                .to_string(),
+            false, // not valid for app_clicks: left to the general path
+        ),
+        (r#"{"table":"nope"}"#.into(), false),
+        (r#"{"table":7}"#.into(), false),
+        (
+            r#"{"table":"app_clicks","table":"taxi_trips"}"#.into(),
+            false,
+        ),
+    ];
+    for (raw, taken) in cases {
+        assert_eq!(agree(&t, raw.as_bytes()), taken, "{raw}");
+    }
+    // and a generated valid click routes and is taken
+    let mut out = Vec::new();
+    let opts = GenOptions {
+        kind: EventKind::Clicks,
+        count: 20,
+        seed: 3,
+        bad: 0.0,
+        dup: 0.0,
+        mixed_ts: false,
+    };
+    generate(&opts, &mut out).unwrap();
+    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut v: Value = serde_json::from_slice(line).unwrap();
+        v["table"] = json!("app_clicks");
+        let raw = v.to_string();
+        assert!(agree(&t, raw.as_bytes()), "{raw}");
+    }
+}
+
+#[test]
+fn schemas_left_to_the_general_path() {
+    let base = |props: Value, ext: Value| json!({"type": "object", "$defs": {"d": {"type": "string"}}, "properties": props, "x-lakehose": ext});
+    let cases: Vec<(Value, &str)> = vec![
+        (base(json!({"a": {"$ref": "#/$defs/d"}}), json!({})), "$ref"),
+        (
+            base(
+                json!({"a": {"type": "object", "properties": {"b": {}}, "minProperties": 1}}),
+                json!({}),
+            ),
+            "minProperties",
+        ),
+        (
+            base(
+                json!({"a": {"type": "array", "items": {"type": "object", "properties": {"t": {"type": "string"}}}}}),
+                json!({"timestamps": ["a.t"]}),
+            ),
+            "inside an array",
+        ),
+        (
+            base(
+                json!({"a": {"type": "object"}}),
+                json!({"mask": {"a.b": "hash"}}),
+            ),
+            "stored whole",
+        ),
+    ];
+    for (schema, why) in cases {
+        let t = TableSchema::from_value(schema.clone(), "t", Path::new("t.json")).unwrap();
+        match CompiledTable::compile(&t) {
+            Ok(_) => panic!("{schema} compiled"),
+            Err(e) => assert!(e.contains(why), "{schema}: {e}"),
+        }
+    }
+}
+
+/// The scanner reads every number as serde_json does (same value, same
+/// integer/float kind), or leaves it to the general path.
+#[test]
+fn numbers_read_as_serde_json_reads_them() {
+    use super::{Scan, Tok};
+    use rand::{Rng, SeedableRng};
+    let masker = crate::transform::mask::Masker::new(b"k", &[]).unwrap();
+    let read = |text: &str| -> Option<Tok<'static>> {
+        let mut row = super::Row::default();
+        let mut scan = Scan {
+            b: text.as_bytes(),
+            s: text,
+            i: 0,
+            row: &mut row,
+            masker: &masker,
+            unit: Default::default(),
+            event_ms: None,
+            captured: [None; super::MAX_CAPTURES],
+            scratch: String::new(),
+            probe: Value::Null,
+        };
+        let t = scan.number()?;
+        (scan.i == text.len()).then_some(t)
+    };
+    let mut cases: Vec<String> = [
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "0.0",
+        "-0.0",
+        "1e0",
+        "1E+2",
+        "1e-2",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "9223372036854775807",
+        "1e308",
+        "1e309",
+        "-1e309",
+        "1e-400",
+        "2.2250738585072011e-308",
+        "4.9406564584124654e-324",
+        "0.1",
+        "0.30000000000000004",
+        "123456789012345678901234567890",
+        "9007199254740993",
+        "9007199254740993.0",
+        "1.7976931348623157e308",
+        "2.4703282292062328e-324",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    for _ in 0..50_000 {
+        let int: u64 = rng.gen_range(0..u64::MAX) >> rng.gen_range(0..64);
+        let frac: u64 = rng.gen::<u64>() >> rng.gen_range(0..64);
+        let exp: i32 = rng.gen_range(-330..330);
+        cases.push(match rng.gen_range(0..4) {
+            0 => format!("{int}"),
+            1 => format!("-{int}.{frac}"),
+            2 => format!("{int}.{frac}e{exp}"),
+            _ => format!(
+                "{}{int}{frac}e{}",
+                if rng.gen() { "-" } else { "" },
+                exp / 10
+            ),
+        });
+    }
+    for text in cases {
+        let want: Option<Value> = serde_json::from_str(&text).ok();
+        let got = read(&text);
+        match (got, &want) {
+            (None, _) => {} // left to the general path
+            (Some(Tok::U(u)), Some(Value::Number(n))) => assert_eq!(n.as_u64(), Some(u), "{text}"),
+            (Some(Tok::I(i)), Some(Value::Number(n))) => {
+                assert!(n.is_i64(), "{text}");
+                assert_eq!(n.as_i64(), Some(i), "{text}");
+            }
+            (Some(Tok::F(f)), Some(Value::Number(n))) => {
+                assert!(n.is_f64(), "{text}");
+                assert_eq!(n.as_f64().map(f64::to_bits), Some(f.to_bits()), "{text}");
+            }
+            (_, want) => panic!("{text}: serde_json reads {want:?}"),
+        }
+    }
+}
