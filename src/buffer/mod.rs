@@ -79,6 +79,23 @@ impl Buffer {
 
     /// Encode the pending records.
     pub fn drain_pending(&mut self) -> Result<()> {
+        if let Payload::Data(o) = &mut self.payload {
+            let mut bytes = 0;
+            let rows: Vec<_> = self
+                .pending
+                .drain(..)
+                .map(|p| match p {
+                    Pending::Row { row, input_bytes } => {
+                        bytes += input_bytes;
+                        row
+                    }
+                    // Routes are typed by kind, so a mismatch is a bug, not bad data.
+                    Pending::Error(_) => unreachable!("an error record on a data route"),
+                })
+                .collect();
+            o.append_all(&rows, bytes);
+            return Ok(());
+        }
         for p in self.pending.drain(..) {
             match (&mut self.payload, p) {
                 (Payload::Data(o), Pending::Row { row, input_bytes }) => {

@@ -184,10 +184,18 @@ impl BatchBuilder {
     }
 
     pub fn append(&mut self, row: &Row) {
+        self.append_all(std::slice::from_ref(row));
+    }
+
+    /// Append rows column by column: one builder at a time keeps its
+    /// buffers in cache and its branch predictable.
+    pub fn append_all(&mut self, rows: &[Row]) {
         for (i, b) in self.builders.iter_mut().enumerate() {
-            b.append(row, row.cells[i]);
+            for row in rows {
+                b.append(row, row.cells[i]);
+            }
         }
-        self.rows += 1;
+        self.rows += rows.len();
     }
 
     pub fn rows(&self) -> usize {

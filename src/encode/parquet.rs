@@ -65,6 +65,13 @@ impl ParquetObject {
         })
     }
 
+    /// Append rows whose records took `input_bytes` in all.
+    pub fn append_all(&mut self, rows: &[Row], input_bytes: usize) {
+        self.rows.append_all(rows);
+        self.input_bytes += input_bytes;
+        self.total_rows += rows.len() as u64;
+    }
+
     pub fn append(&mut self, record: &Row, input_bytes: usize) -> Result<()> {
         self.rows.append(record);
         self.input_bytes += input_bytes;

@@ -213,7 +213,6 @@ impl Transformer {
         })
     }
 
-
     /// Re-run a stored error record (replay): `table` is the table it was
     /// filed under (None: route it as live data), `premasked` the mask
     /// paths its stored form already carries (not masked again), `trusted`
