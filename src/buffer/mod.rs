@@ -98,9 +98,6 @@ impl Buffer {
         }
         for p in self.pending.drain(..) {
             match (&mut self.payload, p) {
-                (Payload::Data(o), Pending::Row { row, input_bytes }) => {
-                    o.append(&row, input_bytes)?
-                }
                 (Payload::Errors(o), Pending::Error(rec)) => o.append(&rec)?,
                 // Routes are typed by kind, so a mismatch is a bug, not bad data.
                 _ => unreachable!("record kind does not match its route's payload"),

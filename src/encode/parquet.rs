@@ -72,11 +72,8 @@ impl ParquetObject {
         self.total_rows += rows.len() as u64;
     }
 
-    pub fn append(&mut self, record: &Row, input_bytes: usize) -> Result<()> {
-        self.rows.append(record);
-        self.input_bytes += input_bytes;
-        self.total_rows += 1;
-        Ok(())
+    pub fn append(&mut self, record: &Row, input_bytes: usize) {
+        self.append_all(std::slice::from_ref(record), input_bytes);
     }
 
     pub fn rows(&self) -> u64 {

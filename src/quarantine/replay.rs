@@ -305,7 +305,7 @@ pub fn replay(
             let schema = registry.by_index(t);
             let mut obj = ParquetObject::new(schema)?;
             for (v, n) in &values {
-                obj.append(v, *n)?;
+                obj.append(v, *n);
             }
             let out_key = format!("{prefix}{}/{partition}/{name}.snappy.parquet", schema.name);
             store.put(&out_key, &obj.finish()?)?;
