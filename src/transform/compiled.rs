@@ -121,6 +121,10 @@ impl Decoded {
 
 struct ObjectPlan {
     props: Vec<(Box<str>, Node)>,
+    /// Per property, its key as it appears in a record when written
+    /// without escapes (`name"`), for matching without scanning; None when
+    /// the name itself needs escaping.
+    raw_keys: Vec<Option<Box<[u8]>>>,
     /// Indices into `props` that must be present.
     required: Vec<usize>,
     /// Whether undeclared properties are allowed.
@@ -174,6 +178,69 @@ struct Check {
     bounds: Vec<(Number, bool, bool)>,
     min_len: Option<u64>,
     max_len: Option<u64>,
+    /// A `format` with a native fast check (the leaf validator decides
+    /// whatever the fast check does not accept).
+    format: Option<Format>,
+}
+
+/// Formats whose common shapes are accepted natively.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Uuid,
+    Email,
+}
+
+impl Format {
+    fn of(v: &Value) -> Option<Format> {
+        match v.as_str()? {
+            "uuid" => Some(Format::Uuid),
+            "email" => Some(Format::Email),
+            _ => None,
+        }
+    }
+
+    /// True only for text `jsonschema` also accepts; false means "ask it".
+    fn fast_accepts(self, s: &str) -> bool {
+        match self {
+            Format::Uuid => plain_uuid(s.as_bytes()),
+            Format::Email => plain_email(s.as_bytes()),
+        }
+    }
+}
+
+/// A hyphenated UUID: 8-4-4-4-12 hex digits.
+fn plain_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The common shape of an address, a subset of what `jsonschema`'s email
+/// check accepts: an ASCII dot-atom local part of at most 64 bytes, `@`,
+/// and a host name of letters, digits and hyphens of at most 253 bytes in
+/// labels of 1 to 63 that start and end with a letter or digit and are not
+/// A-label-like (`??--`). Quoted parts, IP literals, display names and
+/// non-ASCII are left to `jsonschema`.
+fn plain_email(b: &[u8]) -> bool {
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
+        return false;
+    };
+    let (local, host) = (&b[..at], &b[at + 1..]);
+    let atext = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.split(|&c| c == b'.').all(|a| !a.is_empty() && a.iter().all(|&c| atext(c)));
+    let label_ok = |l: &[u8]| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+            && l[0].is_ascii_alphanumeric()
+            && l[l.len() - 1].is_ascii_alphanumeric()
+            && !(l.len() >= 4 && &l[2..4] == b"--")
+    };
+    local_ok && !host.is_empty() && host.len() <= 253 && host.split(|&c| c == b'.').all(label_ok)
 }
 
 /// A scalar token as serde_json read it.
@@ -544,8 +611,16 @@ fn compile_object(
         Some(Value::Bool(false)) => false,
         Some(_) => return Err(format!("additionalProperties schema on {path:?}")),
     };
+    let raw_keys = props
+        .iter()
+        .map(|(name, _)| {
+            let plain = name.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\');
+            plain.then(|| [name.as_bytes(), b"\""].concat().into_boxed_slice())
+        })
+        .collect();
     Ok(ObjectPlan {
         block: props.len() + extra_cells,
+        raw_keys,
         props,
         required,
         additional,
@@ -665,13 +740,14 @@ fn leaf_node(
             }
             "minLength" => check.min_len = size(m, k)?,
             "maxLength" => check.max_len = size(m, k)?,
+            "format" if Format::of(v).is_some() => check.format = Format::of(v),
             _ if is_annotation(k) => {}
             _ => extra = true,
         }
     }
     // Text and masked leaves may hold objects and arrays, checked whole.
     let whole = matches!(leaf, Leaf::Text | Leaf::Mask(_)) && check.types & (T_OBJ | T_ARR) != 0;
-    let full = if extra || whole {
+    let full = if extra || whole || check.format.is_some() {
         Some(build_validator(schema)?)
     } else {
         None
@@ -730,6 +806,18 @@ fn size(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, Stri
     }
 }
 
+/// A mask of the bytes of `w` (little-endian) that are `"`, `\\` or below
+/// 0x20: the lowest set bit marks the first such byte exactly (the borrows
+/// of the subtractions only run upwards from a true match).
+#[inline]
+fn special_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let q = w ^ (LO * u64::from(b'"'));
+    let bs = w ^ (LO * u64::from(b'\\'));
+    (q.wrapping_sub(LO) & !q | bs.wrapping_sub(LO) & !bs | w.wrapping_sub(LO * 0x20) & !w) & HI
+}
+
 /// Nesting deeper than this is left to the general path (serde_json stops
 /// at 128 levels: staying well below it keeps the two in agreement).
 const MAX_DEPTH: usize = 100;
@@ -783,6 +871,16 @@ impl<'a> Scan<'a, '_> {
     fn string(&mut self) -> Option<StrAt> {
         self.i += 1;
         let start = self.i;
+        // Eight bytes at a time up to the first quote, backslash or control
+        // byte; the byte loop below then classifies it.
+        while let Some(w) = self.b.get(self.i..self.i + 8) {
+            let m = special_bytes(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+            if m != 0 {
+                self.i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            self.i += 8;
+        }
         loop {
             match *self.b.get(self.i)? {
                 b'"' => {
@@ -1052,11 +1150,19 @@ impl<'a> Scan<'a, '_> {
                 if self.peek()? != b'"' {
                     return None;
                 }
-                let key = self.string()?;
-                let k = self.text(key).as_bytes();
-                let found = match plan.props.get(guess) {
-                    Some((name, _)) if name.as_bytes() == k => Some(guess),
-                    _ => plan.props.iter().position(|(name, _)| name.as_bytes() == k),
+                // Producers mostly write keys in one order, and unescaped:
+                // the expected key is compared in place, without a scan.
+                let expected = plan.raw_keys.get(guess).and_then(Option::as_deref);
+                let found = match expected {
+                    Some(k) if self.b.get(self.i + 1..self.i + 1 + k.len()) == Some(k) => {
+                        self.i += 1 + k.len();
+                        Some(guess)
+                    }
+                    _ => {
+                        let key = self.string()?;
+                        let k = self.text(key).as_bytes();
+                        plan.props.iter().position(|(name, _)| name.as_bytes() == k)
+                    }
                 };
                 self.eat(b':')?;
                 match found {
@@ -1147,25 +1253,33 @@ impl<'a> Scan<'a, '_> {
         Some(Cell::List { start, len })
     }
 
+    /// Whether the leaf's own validator accepts a scalar.
+    fn full_accepts(&mut self, node: &Node, t: Tok) -> bool {
+        let Some(full) = node.full.as_ref() else {
+            return false;
+        };
+        match (t, &mut self.probe) {
+            // Reuse one string value rather than allocate one per check.
+            (Tok::S(s), Value::String(p)) => {
+                p.clear();
+                p.push_str(s);
+                full.is_valid(&self.probe)
+            }
+            _ => full.is_valid(&t.value()),
+        }
+    }
+
     /// A scalar value at a node: checked, transformed, stored.
     fn scalar(&mut self, node: &Node, t: Tok) -> Option<Cell> {
         if !node.check.admits(t) {
             return None;
         }
-        if node.extra {
-            let full = node.full.as_ref()?;
-            let ok = match (t, &mut self.probe) {
-                // Reuse one string value rather than allocate one per check.
-                (Tok::S(s), Value::String(p)) => {
-                    p.clear();
-                    p.push_str(s);
-                    full.is_valid(&self.probe)
-                }
-                _ => full.is_valid(&t.value()),
-            };
-            if !ok {
-                return None;
-            }
+        // Keywords checked by the leaf's validator: always when it has
+        // some beyond the native ones, else a format the fast check leaves.
+        let slow = node.extra
+            || matches!((node.check.format, t), (Some(f), Tok::S(s)) if !f.fast_accepts(s));
+        if slow && !self.full_accepts(node, t) {
+            return None;
         }
         let cell = match node.kind {
             Kind::Object(_) | Kind::List { .. } => Cell::Null,

@@ -427,3 +427,82 @@ fn numbers_read_as_serde_json_reads_them() {
         }
     }
 }
+
+/// The native format checks only accept what `jsonschema` accepts, and
+/// they do accept the common shapes (else they would save nothing).
+#[test]
+fn fast_formats_accept_a_subset_of_jsonschema() {
+    use super::Format;
+    use rand::{Rng, SeedableRng};
+    let common = [
+        (Format::Uuid, "bc8960a9-23b8-41e9-b924-56de3eb13b90"),
+        (Format::Uuid, "BC8960A9-23B8-41E9-B924-56DE3EB13B90"),
+        (Format::Email, "rider471029@example.com"),
+        (Format::Email, "first.last+tag@mail.example.co.uk"),
+        (Format::Email, "x@localhost"),
+    ];
+    for (f, s) in common {
+        assert!(f.fast_accepts(s), "{f:?} {s}");
+    }
+    let seeds = [
+        "bc8960a9-23b8-41e9-b924-56de3eb13b90",
+        "rider471029@example.com",
+        "a.b@c-d.e",
+        "\"q\"@example.com",
+        "x@[127.0.0.1]",
+        "Name <x@example.com>",
+        "x@xn--bcher-kva.example",
+        "x@ab--cd.example",
+    ];
+    let alphabet: Vec<char> = "ab0Z9-.@_+\"<> []:xn\u{e9}!~".chars().collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    for (f, name) in [(Format::Uuid, "uuid"), (Format::Email, "email")] {
+        let v = super::build_validator(&json!({"type": "string", "format": name})).unwrap();
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut s: Vec<char> = seeds[rng.gen_range(0..seeds.len())].chars().collect();
+            for _ in 0..rng.gen_range(0..4) {
+                let i = rng.gen_range(0..=s.len());
+                match rng.gen_range(0..3) {
+                    0 if i < s.len() => {
+                        s.remove(i);
+                    }
+                    1 if i < s.len() => s[i] = alphabet[rng.gen_range(0..alphabet.len())],
+                    _ => s.insert(i, alphabet[rng.gen_range(0..alphabet.len())]),
+                }
+            }
+            let s: String = s.into_iter().collect();
+            if f.fast_accepts(&s) {
+                accepted += 1;
+                assert!(v.is_valid(&json!(s)), "{name}: {s:?} accepted natively only");
+            }
+        }
+        assert!(accepted > 100, "{name}: the fast check accepted only {accepted}");
+    }
+}
+
+/// The eight-bytes-at-a-time string scan finds the same first special
+/// byte as a byte loop.
+#[test]
+fn special_bytes_finds_the_first_quote_backslash_or_control() {
+    let first = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+    let mut cases: Vec<[u8; 8]> = vec![*b"abcdefgh", *b"abc\"efgh", *b"\\bcdefgh", *b"abcdefg\x1f"];
+    for i in 0..8 {
+        for c in [0u8, 0x1f, 0x20, b'"', b'\\', 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff] {
+            for fill in [b'a', 0x80, 0x21, 0x23, 0xe9] {
+                let mut w = [fill; 8];
+                w[i] = c;
+                cases.push(w);
+                if i + 1 < 8 {
+                    w[i + 1] = b'"';
+                    cases.push(w);
+                }
+            }
+        }
+    }
+    for w in cases {
+        let m = super::special_bytes(u64::from_le_bytes(w));
+        let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+        assert_eq!(got, first(&w), "{w:?}");
+    }
+}
