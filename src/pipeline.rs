@@ -1,7 +1,7 @@
 //! The run loop: source chunks -> parallel transform -> route to buffers ->
 //! parallel encode -> flush (catalog, intent, object, checkpoint).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,10 @@ use crate::transform::{Outcome, Transformer};
 /// Chunks read ahead of the transform; bounds memory held by the reader.
 const READ_AHEAD: usize = 2;
 
+/// Transformed chunks queued for routing: enough that the transform stage
+/// keeps the cores busy while the routing loop flushes.
+const TRANSFORM_AHEAD: usize = 2;
+
 /// Objects written at once. Writes wait on the network (S3) or on fsync
 /// (local lake), not on the CPU, so they get their own threads: on the
 /// CPU pool they would leave cores idle while a flush's objects land.
@@ -46,7 +50,7 @@ pub struct Pipeline {
     prefix: String,
     state: CheckpointState,
     delivered: Delivered,
-    buffers: HashMap<String, Buffer>,
+    buffers: buffer::Buffers,
     /// Per shard, where reading resumes after the last processed chunk.
     read_next: BTreeMap<Arc<str>, Position>,
     /// Shards the source read to their end; finished once nothing of them
@@ -120,7 +124,7 @@ impl Pipeline {
             prefix: opts.prefix,
             state,
             delivered,
-            buffers: HashMap::new(),
+            buffers: buffer::Buffers::default(),
             read_next: BTreeMap::new(),
             ended: BTreeSet::new(),
             finished: Arc::new(Mutex::new(BTreeSet::new())),
@@ -169,7 +173,7 @@ impl Pipeline {
         // Transforming runs a stage ahead of routing, on its own thread: the
         // routing loop is single-threaded, and this way the cores transform
         // the next chunk while it runs.
-        let (ttx, trx) = crossbeam_channel::bounded::<Result<TransformedChunk>>(1);
+        let (ttx, trx) = crossbeam_channel::bounded::<Result<TransformedChunk>>(TRANSFORM_AHEAD);
         let transformer = self.transformer.clone();
         std::thread::Builder::new()
             .name("lakehose-transform".into())
@@ -376,7 +380,10 @@ impl Pipeline {
     }
 
     fn flush_due(&mut self) -> Result<()> {
-        let due = buffer::select(&self.buffers, &self.policy, Instant::now());
+        // The duplicate windows live as long as the run: they count against
+        // the memory cap, leaving the buffers less.
+        let windows: usize = self.dedup.iter().flatten().map(DedupWindow::memory_bytes).sum();
+        let due = buffer::select(&self.buffers, &self.policy, Instant::now(), windows);
         if due.is_empty() {
             return Ok(());
         }

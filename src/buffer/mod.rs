@@ -140,6 +140,9 @@ pub enum FlushReason {
     ShardEnd,
 }
 
+/// The open buffers by route.
+pub type Buffers = HashMap<String, Buffer, ahash::RandomState>;
+
 /// Flush thresholds.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -156,13 +159,15 @@ const BUFFER_SHARE_PERCENT: usize = 75;
 /// Which routes to flush now, and why. Shutdown flushes are chosen by the
 /// caller; this covers size, interval and the memory cap (largest first,
 /// down to half the buffers' share so the next records do not trigger it
-/// again at once).
+/// again at once). `reserved` is memory held outside the buffers that
+/// counts against the cap too (the duplicate windows).
 pub fn select(
-    buffers: &HashMap<String, Buffer>,
+    buffers: &Buffers,
     policy: &Policy,
     now: Instant,
+    reserved: usize,
 ) -> Vec<(String, FlushReason)> {
-    let buffer_cap = policy.memory_cap / 100 * BUFFER_SHARE_PERCENT;
+    let buffer_cap = (policy.memory_cap / 100 * BUFFER_SHARE_PERCENT).saturating_sub(reserved);
     let mut out = Vec::new();
     let mut total = 0usize;
     for (route, b) in buffers {
@@ -236,27 +241,32 @@ mod tests {
     #[test]
     fn policy_table() {
         let now = Instant::now();
-        let mut m = HashMap::new();
+        let mut m = Buffers::default();
         m.insert("small".to_string(), err_buffer(10));
         m.insert("big".to_string(), err_buffer(200_000));
         let cases = [
-            // (size limit, interval, cap, expected flushed routes)
-            (usize::MAX, Duration::from_secs(3600), usize::MAX, vec![]),
-            (50_000, Duration::from_secs(3600), usize::MAX, vec!["big"]),
+            // (size limit, interval, cap, reserved, expected flushed routes)
+            (usize::MAX, Duration::from_secs(3600), usize::MAX, 0, vec![]),
+            (50_000, Duration::from_secs(3600), usize::MAX, 0, vec!["big"]),
             // interval 0: everything is due
-            (usize::MAX, Duration::ZERO, usize::MAX, vec!["big", "small"]),
+            (usize::MAX, Duration::ZERO, usize::MAX, 0, vec!["big", "small"]),
             // over the cap: the largest goes first, and that suffices
-            (usize::MAX, Duration::from_secs(3600), 200_000, vec!["big"]),
+            (usize::MAX, Duration::from_secs(3600), 200_000, 0, vec!["big"]),
+            // under the cap alone, over it with what the windows hold
+            (usize::MAX, Duration::from_secs(3600), 1_000_000, 0, vec![]),
+            (usize::MAX, Duration::from_secs(3600), 1_000_000, 700_000, vec!["big"]),
+            // the windows alone over the cap: every buffer goes
+            (usize::MAX, Duration::from_secs(3600), 1_000_000, 2_000_000, vec!["big", "small"]),
         ];
-        for (size, interval, cap, want) in cases {
+        for (size, interval, cap, reserved, want) in cases {
             let p = Policy {
                 size_bytes: size,
                 interval,
                 memory_cap: cap,
             };
-            let mut got: Vec<String> = select(&m, &p, now).into_iter().map(|(r, _)| r).collect();
+            let mut got: Vec<String> = select(&m, &p, now, reserved).into_iter().map(|(r, _)| r).collect();
             got.sort();
-            assert_eq!(got, want, "size {size} interval {interval:?} cap {cap}");
+            assert_eq!(got, want, "size {size} interval {interval:?} cap {cap} reserved {reserved}");
         }
     }
 }

@@ -17,8 +17,14 @@ pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// The time part only: `year=YYYY/month=MM/day=DD/hour=HH`.
 pub fn time_path(ms: i64) -> String {
+    let mut out = String::new();
+    time_path_into(&mut out, ms);
+    out
+}
+
+fn time_path_into(out: &mut String, ms: i64) {
     let (y, m, d, h) = utc_parts(ms);
-    format!("year={y:04}/month={m:02}/day={d:02}/hour={h:02}")
+    let _ = write!(out, "year={y:04}/month={m:02}/day={d:02}/hour={h:02}");
 }
 
 /// Full partition path of a transformed record (no leading or trailing '/').
@@ -40,7 +46,9 @@ pub fn partition_path_with<'a>(
     event_ms: i64,
     value: impl Fn(usize) -> Option<Cow<'a, str>>,
 ) -> String {
-    let mut out = time_path(event_ms);
+    // Sized once: this runs for every record.
+    let mut out = String::with_capacity(64);
+    time_path_into(&mut out, event_ms);
     for (i, p) in t.ext.partition.iter().enumerate() {
         out.push('/');
         out.push_str(&p.name);

@@ -47,10 +47,12 @@ impl DedupWindow {
     /// (the record is to be dropped).
     pub fn is_repeat(&mut self, d: u64, arrival_ms: i64) -> bool {
         self.evict(arrival_ms);
-        if self.seen.contains_key(&d) {
-            return true;
+        match self.seen.entry(d) {
+            std::collections::hash_map::Entry::Occupied(_) => return true,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(arrival_ms);
+            }
         }
-        self.seen.insert(d, arrival_ms);
         self.order.push_back((d, arrival_ms));
         if self.order.len() > self.max_ids {
             if let Some((old, _)) = self.order.pop_front() {
@@ -68,6 +70,14 @@ impl DedupWindow {
             self.order.pop_front();
             self.seen.remove(&d);
         }
+    }
+
+    /// Heap bytes held: the map's buckets (a digest, an arrival and a
+    /// control byte each, at hashbrown's 7/8 load) and the queue's slots.
+    pub fn memory_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(u64, i64)>();
+        let buckets = (self.seen.capacity() * 8 / 7).next_power_of_two();
+        buckets * (slot + 1) + self.order.capacity() * slot
     }
 
     pub fn len(&self) -> usize {
@@ -169,6 +179,10 @@ mod tests {
             assert!(!w.is_repeat(DedupWindow::digest(&i.to_string()), i));
         }
         assert_eq!(w.len(), 1000);
+        // What the memory cap is charged: at least the ids' own bytes, and
+        // no more than a few times that after heavy churn.
+        let m = w.memory_bytes();
+        assert!((1000 * 32..=1000 * 32 * 4).contains(&m), "{m}");
         assert!(w.is_repeat(DedupWindow::digest("99999"), 100_000));
         assert!(!w.is_repeat(DedupWindow::digest("5"), 100_001));
     }
