@@ -95,14 +95,15 @@ impl Default for Config {
 /// The duplicate window: per table whose schema declares `record_id`, a
 /// valid record whose id was seen among the last `window_ids` ids and
 /// within `window_seconds` of arrival time is dropped (and counted). The
-/// window lives in memory (about 40 bytes per id) and starts empty at each
-/// start, apart from the records re-read from the checkpoint.
+/// window lives in memory (about 45 bytes per id, counted against
+/// `buffer.memory_cap_mib`); at start it is seeded with the ids of the
+/// table's data objects written within `window_seconds`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DedupConfig {
     /// Drop duplicates at all. Default true.
     pub enabled: bool,
-    /// Ids remembered per table. Default 1,000,000 (about 40 MiB).
+    /// Ids remembered per table. Default 1,000,000 (about 45 MiB).
     pub window_ids: usize,
     /// How long an id is remembered, in seconds of arrival time. Default 3600.
     pub window_seconds: u64,
@@ -274,11 +275,14 @@ pub struct BufferConfig {
     pub interval_seconds: u64,
     /// Memory target for the whole process, in MiB. Buffers may hold three
     /// quarters of it (measured as the input bytes of the records they hold,
-    /// an upper bound of their Arrow form); the rest is headroom for chunks
-    /// in flight and objects being encoded. When the buffers' share is
-    /// reached, the largest buffers are flushed first until they hold half
-    /// of it. Peak memory stays near this figure whatever the input size;
-    /// a lower cap means smaller objects when there are many partitions.
+    /// an upper bound of their Arrow form) less what the duplicate windows
+    /// hold (`[dedup]`, about 45 MiB for a full million-id window); the
+    /// rest is headroom for chunks in flight and objects being encoded. The
+    /// file source reads in blocks of 1/128 of it (256 KiB to 4 MiB). When
+    /// the buffers' share is reached, the largest buffers are flushed first
+    /// until they hold half of it. Peak memory stays near this figure
+    /// whatever the input size; a lower cap means smaller objects when there
+    /// are many partitions.
     pub memory_cap_mib: u64,
 }
 

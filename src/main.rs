@@ -380,11 +380,16 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 a.exit_when_caught_up,
             ))
         }
-        None => Box::new(FileSource::open(
-            &cfg.input.path,
-            cfg.input.source.clone(),
-            cfg.input.max_record_bytes,
-        )?),
+        None => Box::new(
+            FileSource::open(
+                &cfg.input.path,
+                cfg.input.source.clone(),
+                cfg.input.max_record_bytes,
+            )?
+            .with_block(lakehose::source::file::block_for_cap(
+                (cfg.buffer.memory_cap_mib * 1024 * 1024) as usize,
+            )),
+        ),
     };
     let catalog = lake.catalog(&cfg)?;
     let checkpoints = if source.resumable() {

@@ -19,6 +19,14 @@ pub const FILE_SHARD: &str = "file";
 /// Bytes read per chunk.
 const READ_BYTES: usize = 1024 * 1024;
 
+/// The read block for a memory cap: large blocks amortise the per-chunk
+/// work (a parallel transform, a pass over the buffers) over more records;
+/// the pipeline holds about six chunks at once, so they stay a small share
+/// of the cap.
+pub fn block_for_cap(memory_cap: usize) -> usize {
+    (memory_cap / 128).clamp(256 << 10, 4 << 20)
+}
+
 pub struct FileSource {
     /// None reads stdin.
     path: Option<PathBuf>,
@@ -27,6 +35,8 @@ pub struct FileSource {
     /// Lines longer than this are cut here and passed on (the transform
     /// rejects them as too large), so one huge line cannot exhaust memory.
     max_line: usize,
+    /// Bytes read per chunk.
+    block: usize,
 }
 
 impl FileSource {
@@ -39,6 +49,7 @@ impl FileSource {
                 id: "stdin".into(),
                 name: name.unwrap_or_else(|| "stdin".into()),
                 max_line,
+                block: READ_BYTES,
             });
         }
         let p = PathBuf::from(path);
@@ -61,7 +72,14 @@ impl FileSource {
             path: Some(abs),
             name: name.unwrap_or(default_name),
             max_line,
+            block: READ_BYTES,
         })
+    }
+
+    /// Read `bytes` per chunk (see [`block_for_cap`]).
+    pub fn with_block(mut self, bytes: usize) -> FileSource {
+        self.block = bytes.max(1);
+        self
     }
 }
 
@@ -127,7 +145,7 @@ impl Source for FileSource {
         while !eof && !stop.load(Ordering::Relaxed) {
             let mut buf = std::mem::take(&mut carry);
             let old = buf.len();
-            buf.resize(old + READ_BYTES, 0);
+            buf.resize(old + self.block, 0);
             let mut filled = old;
             // Fill the block, or stop at end of input.
             while filled < buf.len() {
@@ -217,6 +235,20 @@ mod tests {
     use super::*;
     use crate::checkpoint::CheckpointState;
     use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn block_follows_the_cap_within_bounds() {
+        const MIB: usize = 1 << 20;
+        for (cap, want) in [
+            (MIB, 256 << 10),
+            (32 * MIB, 256 << 10),
+            (256 * MIB, 2 * MIB),
+            (512 * MIB, 4 * MIB),
+            (8192 * MIB, 4 * MIB),
+        ] {
+            assert_eq!(block_for_cap(cap), want, "cap {cap}");
+        }
+    }
 
     fn read_all(content: &[u8], resume_at: Option<u128>, max: usize) -> Vec<(String, u128)> {
         let dir = tempfile::tempdir().unwrap();
