@@ -382,7 +382,12 @@ impl Pipeline {
     fn flush_due(&mut self) -> Result<()> {
         // The duplicate windows live as long as the run: they count against
         // the memory cap, leaving the buffers less.
-        let windows: usize = self.dedup.iter().flatten().map(DedupWindow::memory_bytes).sum();
+        let windows: usize = self
+            .dedup
+            .iter()
+            .flatten()
+            .map(DedupWindow::memory_bytes)
+            .sum();
         let due = buffer::select(&self.buffers, &self.policy, Instant::now(), windows);
         if due.is_empty() {
             return Ok(());

@@ -244,19 +244,20 @@ mod tests {
         let mut m = Buffers::default();
         m.insert("small".to_string(), err_buffer(10));
         m.insert("big".to_string(), err_buffer(200_000));
+        let (max, hour) = (usize::MAX, Duration::from_secs(3600));
         let cases = [
             // (size limit, interval, cap, reserved, expected flushed routes)
-            (usize::MAX, Duration::from_secs(3600), usize::MAX, 0, vec![]),
-            (50_000, Duration::from_secs(3600), usize::MAX, 0, vec!["big"]),
+            (max, hour, max, 0, vec![]),
+            (50_000, hour, max, 0, vec!["big"]),
             // interval 0: everything is due
-            (usize::MAX, Duration::ZERO, usize::MAX, 0, vec!["big", "small"]),
+            (max, Duration::ZERO, max, 0, vec!["big", "small"]),
             // over the cap: the largest goes first, and that suffices
-            (usize::MAX, Duration::from_secs(3600), 200_000, 0, vec!["big"]),
+            (max, hour, 200_000, 0, vec!["big"]),
             // under the cap alone, over it with what the windows hold
-            (usize::MAX, Duration::from_secs(3600), 1_000_000, 0, vec![]),
-            (usize::MAX, Duration::from_secs(3600), 1_000_000, 700_000, vec!["big"]),
+            (max, hour, 1_000_000, 0, vec![]),
+            (max, hour, 1_000_000, 700_000, vec!["big"]),
             // the windows alone over the cap: every buffer goes
-            (usize::MAX, Duration::from_secs(3600), 1_000_000, 2_000_000, vec!["big", "small"]),
+            (max, hour, 1_000_000, 2_000_000, vec!["big", "small"]),
         ];
         for (size, interval, cap, reserved, want) in cases {
             let p = Policy {
@@ -264,9 +265,13 @@ mod tests {
                 interval,
                 memory_cap: cap,
             };
-            let mut got: Vec<String> = select(&m, &p, now, reserved).into_iter().map(|(r, _)| r).collect();
+            let due = select(&m, &p, now, reserved);
+            let mut got: Vec<String> = due.into_iter().map(|(r, _)| r).collect();
             got.sort();
-            assert_eq!(got, want, "size {size} interval {interval:?} cap {cap} reserved {reserved}");
+            assert_eq!(
+                got, want,
+                "size {size} interval {interval:?} cap {cap} reserved {reserved}"
+            );
         }
     }
 }

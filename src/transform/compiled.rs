@@ -231,7 +231,9 @@ fn plain_email(b: &[u8]) -> bool {
     let atext = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c);
     let local_ok = !local.is_empty()
         && local.len() <= 64
-        && local.split(|&c| c == b'.').all(|a| !a.is_empty() && a.iter().all(|&c| atext(c)));
+        && local
+            .split(|&c| c == b'.')
+            .all(|a| !a.is_empty() && a.iter().all(|&c| atext(c)));
     let label_ok = |l: &[u8]| {
         !l.is_empty()
             && l.len() <= 63

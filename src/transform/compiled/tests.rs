@@ -474,10 +474,16 @@ fn fast_formats_accept_a_subset_of_jsonschema() {
             let s: String = s.into_iter().collect();
             if f.fast_accepts(&s) {
                 accepted += 1;
-                assert!(v.is_valid(&json!(s)), "{name}: {s:?} accepted natively only");
+                assert!(
+                    v.is_valid(&json!(s)),
+                    "{name}: {s:?} accepted natively only"
+                );
             }
         }
-        assert!(accepted > 100, "{name}: the fast check accepted only {accepted}");
+        assert!(
+            accepted > 100,
+            "{name}: the fast check accepted only {accepted}"
+        );
     }
 }
 
@@ -488,7 +494,9 @@ fn special_bytes_finds_the_first_quote_backslash_or_control() {
     let first = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
     let mut cases: Vec<[u8; 8]> = vec![*b"abcdefgh", *b"abc\"efgh", *b"\\bcdefgh", *b"abcdefg\x1f"];
     for i in 0..8 {
-        for c in [0u8, 0x1f, 0x20, b'"', b'\\', 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff] {
+        for c in [
+            0u8, 0x1f, 0x20, b'"', b'\\', 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ] {
             for fill in [b'a', 0x80, 0x21, 0x23, 0xe9] {
                 let mut w = [fill; 8];
                 w[i] = c;
