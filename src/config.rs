@@ -103,7 +103,10 @@ impl Default for Config {
 pub struct DedupConfig {
     /// Drop duplicates at all. Default true.
     pub enabled: bool,
-    /// Ids remembered per table. Default 1,000,000 (about 45 MiB).
+    /// Ids remembered per table. Default 1,000,000 (about 45 MiB). All
+    /// tables' windows together get at most 3/8 of `memory_cap_mib` (at
+    /// up to 72 bytes per id); a larger value is shrunk to fit, with a
+    /// warning at start-up, so the buffers always keep room.
     pub window_ids: usize,
     /// How long an id is remembered, in seconds of arrival time. Default 3600.
     pub window_seconds: u64,

@@ -105,8 +105,27 @@ impl Pipeline {
             cp.save(&state)?;
         }
         let mut dedup: Vec<Option<DedupWindow>> = Vec::new();
+        let opts_dedup = opts.dedup.map(|(ids, ms)| {
+            let tables = transformer
+                .registry()
+                .tables()
+                .iter()
+                .filter(|t| t.ext.record_id.is_some())
+                .count();
+            let budget = buffer::window_budget(opts.policy.memory_cap);
+            let most = DedupWindow::ids_within(budget, tables);
+            if ids > most {
+                tracing::warn!(
+                    window_ids = ids,
+                    tables,
+                    memory_cap_mib = opts.policy.memory_cap >> 20,
+                    "the duplicate windows would crowd the buffers out of the memory cap; remembering {most} ids per table instead (raise buffer.memory_cap_mib or lower dedup.window_ids to silence this)"
+                );
+            }
+            (ids.min(most), ms)
+        });
         for t in transformer.registry().tables() {
-            dedup.push(match (&t.ext.record_id, opts.dedup) {
+            dedup.push(match (&t.ext.record_id, opts_dedup) {
                 (Some(field), Some((ids, ms))) => {
                     let mut w = DedupWindow::new(ids, ms);
                     seed_window(&mut w, store.as_ref(), &opts.prefix, t, field, ms)?;

@@ -10,7 +10,9 @@ use helpers::*;
 use lakehose::gen::EventKind;
 
 const TABLE: &str = "taxi_trips";
-const SMALL_BUFFERS: [&str; 4] = ["--memory-cap", "1", "--buffer-size", "1"];
+// Small enough to flush often, big enough that the window (shrunk to fit
+// the cap) still spans the whole input.
+const SMALL_BUFFERS: [&str; 4] = ["--memory-cap", "2", "--buffer-size", "1"];
 
 #[test]
 fn duplicates_across_flushes_are_dropped() {
@@ -82,4 +84,33 @@ fn the_window_is_bounded_and_can_be_turned_off() {
             );
         }
     }
+}
+
+#[test]
+fn a_window_too_big_for_the_memory_cap_is_shrunk_with_a_warning() {
+    // At a 1 MiB cap, a full default window (a million ids, ~45 MiB) would
+    // leave the buffers nothing: every chunk would flush every partition.
+    // Shrunk to half the buffers' share, it costs at most twice the objects
+    // of a run with no window at all.
+    let lake = Lake::new();
+    let (input, _) = lake.gen_input(
+        "in.ndjson",
+        &gen_opts(EventKind::Taxi, 20_000, 0.0, 0.0, 94),
+    );
+    let cfg = lake.path("off.toml");
+    std::fs::write(&cfg, "[dedup]\nenabled = false\n").unwrap();
+    let off = lake.run(
+        &input,
+        &["--memory-cap", "1", "--config", cfg.to_str().unwrap()],
+    );
+    assert!(!off.stderr.contains("crowd the buffers"), "{}", off.stderr);
+    let lake2 = Lake::new();
+    let on = lake2.run(&input, &["--memory-cap", "1"]);
+    assert!(on.stderr.contains("crowd the buffers"), "{}", on.stderr);
+    assert_eq!(on.count("written"), off.count("written"));
+    let (with, without) = (on.count("data_objects"), off.count("data_objects"));
+    assert!(
+        with <= without * 2,
+        "{with} objects with the window, {without} without"
+    );
 }

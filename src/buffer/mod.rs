@@ -156,6 +156,13 @@ pub struct Policy {
 /// objects being encoded), so the whole process stays near the cap.
 const BUFFER_SHARE_PERCENT: usize = 75;
 
+/// The most the duplicate windows may hold together: half the buffers'
+/// share of the cap. More, and the buffers' share shrinks until every chunk
+/// flushes a crowd of tiny objects.
+pub fn window_budget(memory_cap: usize) -> usize {
+    memory_cap / 100 * BUFFER_SHARE_PERCENT / 2
+}
+
 /// Which routes to flush now, and why. Shutdown flushes are chosen by the
 /// caller; this covers size, interval and the memory cap (largest first,
 /// down to half the buffers' share so the next records do not trigger it

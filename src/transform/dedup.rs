@@ -16,6 +16,11 @@ use std::hash::{BuildHasher, Hasher};
 const K0: u64 = 0x6c61_6b65_686f_7365;
 const K1: u64 = 0x6465_6475_7020_6964;
 
+/// The most heap one remembered id can cost: a map bucket (digest, arrival,
+/// control byte) at hashbrown's 7/8 load rounded up to a power of two, plus
+/// a queue slot at up to twice its length (see [`DedupWindow::memory_bytes`]).
+const WORST_BYTES_PER_ID: usize = 72;
+
 #[derive(Debug)]
 pub struct DedupWindow {
     max_ids: usize,
@@ -78,6 +83,13 @@ impl DedupWindow {
         let slot = std::mem::size_of::<(u64, i64)>();
         let buckets = (self.seen.capacity() * 8 / 7).next_power_of_two();
         buckets * (slot + 1) + self.order.capacity() * slot
+    }
+
+    /// The most ids each of `tables` windows may hold so that together,
+    /// at their worst-case footprint, they take no more than
+    /// `budget_bytes`; at least one.
+    pub fn ids_within(budget_bytes: usize, tables: usize) -> usize {
+        (budget_bytes / tables.max(1) / WORST_BYTES_PER_ID).max(1)
     }
 
     pub fn len(&self) -> usize {
@@ -170,6 +182,31 @@ mod tests {
             assert_eq!(&got, want, "{seq:?}");
             assert!(w.len() <= *max);
         }
+    }
+
+    #[test]
+    fn ids_within_budget() {
+        // (budget bytes, tables, expected ids per table)
+        let cases = [
+            (72_000_000, 1, 1_000_000),
+            (72_000_000, 2, 500_000),
+            (72_000_000, 0, 1_000_000), // no table: as if one
+            (10, 1, 1),                 // never zero
+        ];
+        for (budget, tables, want) in cases {
+            assert_eq!(
+                DedupWindow::ids_within(budget, tables),
+                want,
+                "{budget} {tables}"
+            );
+        }
+        // The estimate holds: a full window stays within its budget.
+        let ids = DedupWindow::ids_within(1_000_000, 1);
+        let mut w = DedupWindow::new(ids, i64::MAX);
+        for i in 0..(ids * 3) {
+            w.is_repeat(DedupWindow::digest(&i.to_string()), i as i64);
+        }
+        assert!(w.memory_bytes() <= 1_000_000, "{}", w.memory_bytes());
     }
 
     #[test]
