@@ -272,7 +272,7 @@ impl Pipeline {
 
     /// Route a transformed chunk's records to their buffers and append
     /// them there in parallel.
-    fn process(&mut self, chunk: Chunk, outcomes: Vec<(Outcome, String)>) -> Result<()> {
+    fn process(&mut self, chunk: Chunk, outcomes: Vec<Outcome>) -> Result<()> {
         if !chunk.retire.is_empty() {
             for s in &chunk.retire {
                 self.state.shards.remove(s);
@@ -284,7 +284,7 @@ impl Pipeline {
             self.summary.behind_ms.insert(chunk.shard.to_string(), ms);
         }
         let registry = self.transformer.registry().clone();
-        for (i, (outcome, data_route)) in outcomes.into_iter().enumerate() {
+        for (i, outcome) in outcomes.into_iter().enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
             // The table and id digest of a valid record, for the duplicate
@@ -295,13 +295,13 @@ impl Pipeline {
                     if self.dedup[tr.table].is_some() {
                         id = tr.id_digest.map(|d| (tr.table, d));
                     }
-                    let route = data_route;
-                    let kind = RouteKind::Data {
+                    // Made only when the route's buffer is: see below.
+                    let kind = NewKind::Data {
                         table: tr.table,
-                        partition: tr.partition,
+                        partition_at: tr.partition_at,
                     };
                     (
-                        route,
+                        tr.route,
                         kind,
                         Pending::Row {
                             row: tr.row,
@@ -330,10 +330,10 @@ impl Pipeline {
                         details: f.details,
                         masked_fields: f.masked_fields,
                     };
-                    let kind = RouteKind::Errors {
+                    let kind = NewKind::Known(RouteKind::Errors {
                         table: f.table,
                         category: f.category,
-                    };
+                    });
                     (route, kind, Pending::Error(Box::new(rec)))
                 }
             };
@@ -356,6 +356,16 @@ impl Pipeline {
             let buf = match self.buffers.get_mut(&route) {
                 Some(b) => b,
                 None => {
+                    let kind = match kind {
+                        NewKind::Known(k) => k,
+                        NewKind::Data {
+                            table,
+                            partition_at,
+                        } => RouteKind::Data {
+                            table,
+                            partition: route[partition_at..].to_owned(),
+                        },
+                    };
                     let payload = match &kind {
                         RouteKind::Data { table, .. } => {
                             Payload::Data(Box::new(ParquetObject::new(registry.by_index(*table))?))
@@ -618,28 +628,28 @@ impl Pipeline {
     }
 }
 
+/// The route kind of a record whose route may have no buffer yet. A data
+/// route's kind owns a copy of the partition path: made only for a new
+/// buffer, not for every record.
+enum NewKind {
+    Known(RouteKind),
+    Data { table: usize, partition_at: usize },
+}
+
 /// A chunk and what the transform made of each of its records.
-type TransformedChunk = (Chunk, Vec<(Outcome, String)>);
+type TransformedChunk = (Chunk, Vec<Outcome>);
 
 /// Transform a chunk's records in parallel. A good record's route is made
-/// here too: the routing loop runs on one thread, so the less it does per
+/// there too: the routing loop runs on one thread, so the less it does per
 /// record the better.
-fn transform_chunk(t: &Transformer, chunk: &Chunk) -> Vec<(Outcome, String)> {
+fn transform_chunk(t: &Transformer, chunk: &Chunk) -> Vec<Outcome> {
     if !chunk.retire.is_empty() {
         return Vec::new();
     }
-    let registry = t.registry();
     (0..chunk.records.len())
         .into_par_iter()
         .with_min_len(256)
-        .map(|i| {
-            let o = t.transform(chunk.record(i), chunk.arrival(i));
-            let route = match &o {
-                Outcome::Ok(tr) => format!("{}/{}", registry.by_index(tr.table).name, tr.partition),
-                Outcome::Failed(_) => String::new(),
-            };
-            (o, route)
-        })
+        .map(|i| t.transform(chunk.record(i), chunk.arrival(i)))
         .collect()
 }
 

@@ -24,18 +24,42 @@ pub fn time_path(ms: i64) -> String {
 
 fn time_path_into(out: &mut String, ms: i64) {
     let (y, m, d, h) = utc_parts(ms);
-    let _ = write!(out, "year={y:04}/month={m:02}/day={d:02}/hour={h:02}");
+    if (0..=9999).contains(&y) {
+        // By hand: `write!` costs more than the rest of the path (this runs
+        // for every record).
+        let mut buf = *b"year=0000/month=00/day=00/hour=00";
+        let put = |b: &mut [u8], v: u32| {
+            let mut v = v;
+            for slot in b.iter_mut().rev() {
+                *slot = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut buf[5..9], y as u32);
+        put(&mut buf[16..18], m);
+        put(&mut buf[23..25], d);
+        put(&mut buf[31..33], h);
+        out.push_str(std::str::from_utf8(&buf).expect("ASCII"));
+    } else {
+        let _ = write!(out, "year={y:04}/month={m:02}/day={d:02}/hour={h:02}");
+    }
 }
 
 /// Full partition path of a transformed record (no leading or trailing '/').
 pub fn partition_path(t: &TableSchema, event_ms: i64, record: &Value) -> String {
     partition_path_with(t, event_ms, |i| {
-        match record.get(&t.ext.partition[i].field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
-            Some(other) => Some(Cow::Owned(other.to_string())),
-        }
+        field_text(record, &t.ext.partition[i].field)
     })
+}
+
+/// A partition field's value as text (strings unquoted); None when missing
+/// or null.
+pub fn field_text<'a>(record: &'a Value, field: &str) -> Option<Cow<'a, str>> {
+    match record.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+        Some(other) => Some(Cow::Owned(other.to_string())),
+    }
 }
 
 /// The same from the partition fields' values as text: `value(i)` is the
@@ -46,19 +70,42 @@ pub fn partition_path_with<'a>(
     event_ms: i64,
     value: impl Fn(usize) -> Option<Cow<'a, str>>,
 ) -> String {
-    // Sized once: this runs for every record.
     let mut out = String::with_capacity(64);
-    time_path_into(&mut out, event_ms);
+    partition_path_into(&mut out, t, event_ms, value);
+    out
+}
+
+/// A record's route: `<table>/<partition path>`, in one allocation (this
+/// runs for every record), and where in it the partition path starts.
+pub fn route_with<'a>(
+    t: &TableSchema,
+    event_ms: i64,
+    value: impl Fn(usize) -> Option<Cow<'a, str>>,
+) -> (String, usize) {
+    let mut out = String::with_capacity(t.name.len() + 64);
+    out.push_str(&t.name);
+    out.push('/');
+    let at = out.len();
+    partition_path_into(&mut out, t, event_ms, value);
+    (out, at)
+}
+
+fn partition_path_into<'a>(
+    out: &mut String,
+    t: &TableSchema,
+    event_ms: i64,
+    value: impl Fn(usize) -> Option<Cow<'a, str>>,
+) {
+    time_path_into(out, event_ms);
     for (i, p) in t.ext.partition.iter().enumerate() {
         out.push('/');
         out.push_str(&p.name);
         out.push('=');
         match value(i) {
             None => out.push_str(DEFAULT_PARTITION),
-            Some(v) => escape_into(&mut out, &v),
+            Some(v) => escape_into(out, &v),
         }
     }
-    out
 }
 
 /// Partition values in key order, parsed back from a path.
@@ -161,10 +208,22 @@ mod tests {
             (1_709_251_199_999, "year=2024/month=02/day=29/hour=23"), // leap day, last ms
             (1_709_251_200_000, "year=2024/month=03/day=01/hour=00"),
             (-1, "year=1969/month=12/day=31/hour=23"), // before the epoch
+            (253_402_300_799_999, "year=9999/month=12/day=31/hour=23"),
+            // past four digits: the formatted fallback
+            (253_402_300_800_000, "year=10000/month=01/day=01/hour=00"),
         ];
         for (ms, want) in cases {
             assert_eq!(time_path(ms), want, "{ms}");
         }
+    }
+
+    #[test]
+    fn routes_prefix_the_table() {
+        let t = table();
+        let rec = json!({"VendorID": 7});
+        let (route, at) = route_with(&t, 0, |i| field_text(&rec, &t.ext.partition[i].field));
+        assert_eq!(route, "t/year=1970/month=01/day=01/hour=00/vendor_id=7");
+        assert_eq!(&route[at..], partition_path(&t, 0, &rec));
     }
 
     #[test]

@@ -252,7 +252,7 @@ pub fn replay(
                 Outcome::Ok(tr) => {
                     passed += 1;
                     *report.passed.entry(k.category.to_owned()).or_default() += 1;
-                    rows.entry((tr.table, tr.partition))
+                    rows.entry((tr.table, tr.partition().to_owned()))
                         .or_default()
                         .push((tr.row, tr.input_bytes));
                 }

@@ -145,27 +145,37 @@ impl Source for FileSource {
         while !eof && !stop.load(Ordering::Relaxed) {
             let mut buf = std::mem::take(&mut carry);
             let old = buf.len();
-            buf.resize(old + self.block, 0);
-            let mut filled = old;
-            // Fill the block, or stop at end of input.
-            while filled < buf.len() {
-                match input.read(&mut buf[filled..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        filled += n;
-                        // stdin: hand over what arrived rather than wait for a full block
-                        if self.path.is_none() && buf[old..filled].contains(&b'\n') {
+            if self.path.is_some() {
+                // A file: fill the block straight into spare capacity (no
+                // zero-filling first), or stop at end of input.
+                buf.reserve_exact(self.block);
+                let n = (&mut input)
+                    .take(self.block as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(io_err)?;
+                eof = n < self.block;
+            } else {
+                // stdin: hand over what arrived rather than wait for a full block.
+                buf.resize(old + self.block, 0);
+                let mut filled = old;
+                while filled < buf.len() {
+                    match input.read(&mut buf[filled..]) {
+                        Ok(0) => {
+                            eof = true;
                             break;
                         }
+                        Ok(n) => {
+                            filled += n;
+                            if buf[old..filled].contains(&b'\n') {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(io_err(e)),
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_err(e)),
                 }
+                buf.truncate(filled);
             }
-            buf.truncate(filled);
             let mut records = Vec::with_capacity(buf.len() / 512 + 1);
             let mut line_start = 0usize;
             let mut pos = 0usize;

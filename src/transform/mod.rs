@@ -90,8 +90,10 @@ pub struct FailedRecord {
 #[derive(Debug, Clone)]
 pub struct Transformed {
     pub table: usize,
-    /// `year=YYYY/month=MM/day=DD/hour=HH/<key>=<value>...`
-    pub partition: String,
+    /// `<table>/<partition path>`: the buffer it goes to.
+    pub route: String,
+    /// Where the partition path starts in `route`.
+    pub partition_at: usize,
     /// Validated record in column order: timestamps as epoch millis,
     /// source tag added, sensitive fields masked.
     pub row: Row,
@@ -100,6 +102,13 @@ pub struct Transformed {
     pub id_digest: Option<u64>,
     /// Size of the input record, used to account buffer memory.
     pub input_bytes: usize,
+}
+
+impl Transformed {
+    /// `year=YYYY/month=MM/day=DD/hour=HH/<key>=<value>...`
+    pub fn partition(&self) -> &str {
+        &self.route[self.partition_at..]
+    }
 }
 
 /// Result of transforming one record.
@@ -199,14 +208,15 @@ impl Transformer {
         let compiled = self.compiled[table].as_ref()?;
         let schema = self.registry.by_index(table);
         let d = compiled.decode(raw, &self.maskers[table], &self.source)?;
-        let partition =
-            partition::partition_path_with(schema, d.event_ms.unwrap_or(arrival_ms), |i| {
+        let (route, partition_at) =
+            partition::route_with(schema, d.event_ms.unwrap_or(arrival_ms), |i| {
                 d.partition_value(i)
             });
         let id_digest = d.record_id().map(DedupWindow::digest);
         Some(Transformed {
             table,
-            partition,
+            route,
+            partition_at,
             row: d.row,
             id_digest,
             input_bytes: raw.len(),
@@ -365,7 +375,10 @@ impl Transformer {
             map.insert(SOURCE_COLUMN.to_owned(), Value::String(source.to_owned()));
         }
         self.maskers[table].apply_except(&mut value, premasked);
-        let partition = partition::partition_path(schema, event_ms.unwrap_or(arrival_ms), &value);
+        let (route, partition_at) =
+            partition::route_with(schema, event_ms.unwrap_or(arrival_ms), |i| {
+                partition::field_text(&value, &schema.ext.partition[i].field)
+            });
         let id_digest = schema
             .ext
             .record_id
@@ -373,7 +386,8 @@ impl Transformer {
             .and_then(|f| record_digest(&value, f));
         Outcome::Ok(Transformed {
             table,
-            partition,
+            route,
+            partition_at,
             row: Row::from_value(&schema.columns, &value),
             id_digest,
             input_bytes: raw.len(),

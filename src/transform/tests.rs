@@ -144,7 +144,7 @@ fn good_record_is_standardised_tagged_and_masked() {
     assert_eq!(email.len(), 64);
     assert_ne!(email, "a@b.co");
     assert_eq!(
-        tr.partition,
+        tr.partition(),
         "year=2024/month=03/day=01/hour=00/vendor_id=2"
     );
 }
@@ -196,10 +196,10 @@ fn routing_by_field() {
                 assert_eq!(at(&t, &tr, "secret"), mask::REDACTED);
                 // no event time declared: arrival time partitions
                 assert!(
-                    tr.partition
+                    tr.partition()
                         .starts_with("year=2023/month=11/day=14/hour=22"),
                     "{}",
-                    tr.partition
+                    tr.partition()
                 );
             }
             (Outcome::Failed(f), Err(cat)) => {

@@ -33,7 +33,7 @@ fn agree(t: &Transformer, raw: &[u8]) -> bool {
         (None, _) => false,
         (Some(f), Outcome::Ok(s)) => {
             assert_eq!(f.table, s.table, "{text}");
-            assert_eq!(f.partition, s.partition, "{text}");
+            assert_eq!(f.route, s.route, "{text}");
             assert_eq!(f.id_digest, s.id_digest, "{text}");
             assert_eq!(f.input_bytes, s.input_bytes, "{text}");
             // Rows agree cell for cell (the text may hold extra bytes
