@@ -1354,6 +1354,7 @@ impl<'a> Scan<'a, '_> {
                 }
                 (Kind::Leaf(Leaf::Mask(_) | Leaf::Text), _, c @ Cell::Str { .. }) => Some(c),
                 (_, Tok::S(s), _) => Some(self.row.push_str(s)),
+                (_, Tok::I(i), _) => Some(self.row.push_int(i)),
                 (_, other, _) => Some(self.row.push_str(&other.text()?)),
             };
             self.captured[slot as usize] = text;
