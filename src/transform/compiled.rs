@@ -985,13 +985,16 @@ impl<'a> Scan<'a, '_> {
             return None;
         }
         let mut float = false;
+        let mut frac = 0;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            if digits(&mut self.i) == 0 {
+            frac = digits(&mut self.i);
+            if frac == 0 {
                 return None;
             }
             float = true;
         }
+        let plain_end = self.i;
         if let Some(b'e' | b'E') = self.peek() {
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
@@ -1003,7 +1006,15 @@ impl<'a> Scan<'a, '_> {
             float = true;
         }
         if float {
-            let f: f64 = self.s.get(start..self.i)?.parse().ok()?;
+            let text = self.s.get(start..self.i)?;
+            let plain = plain_end == self.i && frac > 0;
+            if let Some(f) = plain
+                .then(|| plain_decimal(&b[int_start..self.i], n, frac, neg))
+                .flatten()
+            {
+                return Some(Tok::F(f));
+            }
+            let f: f64 = text.parse().ok()?;
             return f.is_finite().then_some(Tok::F(f));
         }
         let mut v: u64 = 0;
@@ -1388,6 +1399,32 @@ impl<'a> Scan<'a, '_> {
             _ => None,
         }
     }
+}
+
+/// Powers of ten that `f64` holds exactly.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `digits` = `<int digits>.<frac digits>` (no exponent) as `f64`, when
+/// the digits without the point fit in 15 (so in 2^53, exactly) and `frac`
+/// is at most 22: then one exact mantissa divided by one exact power of ten
+/// is correctly rounded (Clinger's fast path), the same value `str::parse`
+/// gives. None otherwise: the caller parses. Most fares and distances take
+/// this path.
+fn plain_decimal(digits: &[u8], int: usize, frac: usize, neg: bool) -> Option<f64> {
+    if int + frac > 15 || frac >= EXACT_POW10.len() {
+        return None;
+    }
+    let mut m: u64 = 0;
+    for (k, &c) in digits.iter().enumerate() {
+        if k != int {
+            m = m * 10 + u64::from(c - b'0');
+        }
+    }
+    let f = m as f64 / EXACT_POW10[frac];
+    Some(if neg { -f } else { f })
 }
 
 #[cfg(test)]

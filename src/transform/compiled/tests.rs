@@ -514,3 +514,64 @@ fn special_bytes_finds_the_first_quote_backslash_or_control() {
         assert_eq!(got, first(&w), "{w:?}");
     }
 }
+
+#[test]
+fn plain_decimals_parse_as_std_does() {
+    // Fixed cases at the fast path's edges, then random decimals.
+    let mut cases: Vec<String> = [
+        "0.0",
+        "-0.0",
+        "0.1",
+        "17.76",
+        "-4.93",
+        "123456789012.345",
+        "0.000000000000001",
+        "999999999999999.9",
+        "1.7976931348623157",
+        "9007199254740993.0",
+        "0.3000000000000000444",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..200_000 {
+        let int_len = (next() % 9) as usize;
+        let frac_len = 1 + (next() % 12) as usize;
+        let mut t = String::new();
+        if next() % 4 == 0 {
+            t.push('-');
+        }
+        if int_len == 0 {
+            t.push('0');
+        } else {
+            t.push(char::from(b'1' + (next() % 9) as u8));
+            for _ in 1..int_len {
+                t.push(char::from(b'0' + (next() % 10) as u8));
+            }
+        }
+        t.push('.');
+        for _ in 0..frac_len {
+            t.push(char::from(b'0' + (next() % 10) as u8));
+        }
+        cases.push(t);
+    }
+    for t in &cases {
+        let neg = t.starts_with('-');
+        let body = t.trim_start_matches('-');
+        let int = body.find('.').unwrap();
+        let frac = body.len() - int - 1;
+        let want: f64 = t.parse().unwrap();
+        if let Some(got) = super::plain_decimal(body.as_bytes(), int, frac, neg) {
+            assert_eq!(got.to_bits(), want.to_bits(), "{t}");
+        } else {
+            assert!(int + frac > 15, "{t}: fast path refused");
+        }
+    }
+}
