@@ -10,7 +10,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use crate::schema::TableSchema;
-use crate::transform::timestamp::utc_parts;
+use crate::transform::timestamp::{push_padded, utc_parts};
 
 /// Hive's value for a missing or null partition field.
 pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -24,25 +24,20 @@ pub fn time_path(ms: i64) -> String {
 
 fn time_path_into(out: &mut String, ms: i64) {
     let (y, m, d, h) = utc_parts(ms);
-    if (0..=9999).contains(&y) {
-        // By hand: `write!` costs more than the rest of the path (this runs
-        // for every record).
-        let mut buf = *b"year=0000/month=00/day=00/hour=00";
-        let put = |b: &mut [u8], v: u32| {
-            let mut v = v;
-            for slot in b.iter_mut().rev() {
-                *slot = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(&mut buf[5..9], y as u32);
-        put(&mut buf[16..18], m);
-        put(&mut buf[23..25], d);
-        put(&mut buf[31..33], h);
-        out.push_str(std::str::from_utf8(&buf).expect("ASCII"));
-    } else {
+    if y < 0 {
+        // Before year 0: Display's sign and padding, as ever.
         let _ = write!(out, "year={y:04}/month={m:02}/day={d:02}/hour={h:02}");
+        return;
     }
+    // Not `write!`: it cost more than the rest of the path, per record.
+    out.push_str("year=");
+    push_padded(out, y as u64, 4);
+    out.push_str("/month=");
+    push_padded(out, u64::from(m), 2);
+    out.push_str("/day=");
+    push_padded(out, u64::from(d), 2);
+    out.push_str("/hour=");
+    push_padded(out, u64::from(h), 2);
 }
 
 /// Full partition path of a transformed record (no leading or trailing '/').

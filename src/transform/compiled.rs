@@ -1006,15 +1006,13 @@ impl<'a> Scan<'a, '_> {
             float = true;
         }
         if float {
-            let text = self.s.get(start..self.i)?;
-            let plain = plain_end == self.i && frac > 0;
-            if let Some(f) = plain
-                .then(|| plain_decimal(&b[int_start..self.i], n, frac, neg))
-                .flatten()
-            {
-                return Some(Tok::F(f));
+            // No exponent: the fast path may take it.
+            if plain_end == self.i {
+                if let Some(f) = plain_decimal(&b[int_start..self.i], n, frac, neg) {
+                    return Some(Tok::F(f));
+                }
             }
-            let f: f64 = text.parse().ok()?;
+            let f: f64 = self.s.get(start..self.i)?.parse().ok()?;
             return f.is_finite().then_some(Tok::F(f));
         }
         let mut v: u64 = 0;

@@ -14,6 +14,7 @@
 use serde_json::Value;
 
 use crate::schema::{Column, ColumnType};
+use crate::transform::timestamp::push_padded;
 
 /// One value of a row.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,23 +68,11 @@ impl Row {
     /// Append an integer's decimal text (as `i64`'s `Display` writes it)
     /// without an allocation; returns its cell.
     pub fn push_int(&mut self, i: i64) -> Cell {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut v = i.unsigned_abs();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
         let start = self.text.len() as u32;
         if i < 0 {
             self.text.push('-');
         }
-        self.text
-            .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+        push_padded(&mut self.text, i.unsigned_abs(), 1);
         Cell::Str {
             start,
             len: self.text.len() as u32 - start,

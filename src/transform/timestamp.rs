@@ -381,8 +381,9 @@ fn days_in_month(year: u32, month: u32) -> u32 {
     }
 }
 
-/// Appends `n` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut String, n: u64, width: usize) {
+/// Appends `n` in decimal, zero-padded to at least `width` digits, with no
+/// allocation and no `core::fmt` (it runs several times per record).
+pub(crate) fn push_padded(out: &mut String, n: u64, width: usize) {
     let mut buf = [b'0'; 20]; // u64::MAX has 20 digits
     let mut i = buf.len();
     let mut n = n;
@@ -395,7 +396,7 @@ fn push_padded(out: &mut String, n: u64, width: usize) {
         }
     }
     let start = i.min(buf.len().saturating_sub(width));
-    out.extend(buf[start..].iter().map(|&c| char::from(c)));
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
 }
 
 /// The input for an error message, cut to [`ERR_TEXT_CHARS`] characters.
