@@ -475,12 +475,13 @@ impl CompiledTable {
             captured: [None; MAX_CAPTURES],
             scratch: String::new(),
             probe: Value::String(String::new()),
+            held: Cell::Null,
         };
         cx.ws();
         if cx.peek() != Some(b'{') {
             return None;
         }
-        cx.object(&self.root, 0)?;
+        cx.object(&self.root, 0, HELD)?;
         cx.ws();
         if cx.i != cx.b.len() {
             return None;
@@ -839,14 +840,17 @@ struct Scan<'a, 'r> {
     scratch: String,
     /// A string value for the leaf validators to check.
     probe: Value,
+    /// The cell of a value stored at [`HELD`].
+    held: Cell,
 }
 
-/// Where a string's text is: in the record, or unescaped in `scratch`.
-#[derive(Clone, Copy)]
-enum StrAt {
-    Raw(usize, usize),
-    Scratch,
-}
+/// Where a value's cell goes when it has no place in the row yet: the
+/// root, and items of nested lists (gathered, then placed together).
+///
+/// Values store their cell themselves rather than return it: a 16-byte
+/// enum returned through memory and copied on by the caller stalled on
+/// store forwarding, at every level of every record.
+const HELD: usize = usize::MAX;
 
 impl<'a> Scan<'a, '_> {
     fn peek(&self) -> Option<u8> {
@@ -869,8 +873,19 @@ impl<'a> Scan<'a, '_> {
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
 
-    /// A string starting at the opening quote.
-    fn string(&mut self) -> Option<StrAt> {
+    /// Store a value's cell at `at` (see [`HELD`]).
+    fn put(&mut self, at: usize, cell: Cell) {
+        if at == HELD {
+            self.held = cell;
+        } else {
+            self.row.cells[at] = cell;
+        }
+    }
+
+    /// A string starting at the opening quote. Some(true): its text is the
+    /// record's, between the quotes; Some(false): it had escapes and its
+    /// text is in `scratch`.
+    fn string(&mut self) -> Option<bool> {
         self.i += 1;
         let start = self.i;
         // Eight bytes at a time up to the first quote, backslash or control
@@ -887,7 +902,7 @@ impl<'a> Scan<'a, '_> {
             match *self.b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
-                    return Some(StrAt::Raw(start, self.i - 1));
+                    return Some(true);
                 }
                 b'\\' => break,
                 c if c < 0x20 => return None,
@@ -905,7 +920,7 @@ impl<'a> Scan<'a, '_> {
                     out.push_str(self.s.get(run..self.i)?);
                     self.i += 1;
                     self.scratch = out;
-                    return Some(StrAt::Scratch);
+                    return Some(false);
                 }
                 b'\\' => {
                     out.push_str(self.s.get(run..self.i)?);
@@ -955,16 +970,10 @@ impl<'a> Scan<'a, '_> {
             .try_fold(0u32, |acc, c| Some(acc * 16 + char::from(*c).to_digit(16)?))
     }
 
-    fn text(&self, at: StrAt) -> &str {
-        match at {
-            // Quotes are ASCII, so they sit on character boundaries.
-            StrAt::Raw(a, z) => &self.s[a..z],
-            StrAt::Scratch => &self.scratch,
-        }
-    }
-
     /// A number, as serde_json would hand it over; None for the forms it
     /// treats specially (`-0`, integers past 64 bits, out-of-range floats).
+    /// Inlined: its token is not copied out of a callee's frame (see [`HELD`]).
+    #[inline(always)]
     fn number(&mut self) -> Option<Tok<'static>> {
         let b = self.b;
         let start = self.i;
@@ -1088,13 +1097,15 @@ impl<'a> Scan<'a, '_> {
         }
     }
 
-    /// The value at a node.
-    fn value(&mut self, node: &Node, depth: usize) -> Option<Cell> {
+    /// The value at a node; its cell goes to `at`.
+    fn value(&mut self, node: &Node, depth: usize, at: usize) -> Option<()> {
         self.ws();
         match self.peek()? {
             b'{' => match &node.kind {
-                Kind::Object(plan) if node.check.types & T_OBJ != 0 => self.object(plan, depth + 1),
-                Kind::Leaf(_) => self.whole(node, depth),
+                Kind::Object(plan) if node.check.types & T_OBJ != 0 => {
+                    self.object(plan, depth + 1, at)
+                }
+                Kind::Leaf(_) => self.whole(node, depth, at),
                 _ => None,
             },
             b'[' => match &node.kind {
@@ -1103,48 +1114,47 @@ impl<'a> Scan<'a, '_> {
                     min_items,
                     max_items,
                 } if node.check.types & T_ARR != 0 => {
-                    self.list(item, *min_items, *max_items, depth + 1)
+                    self.list(item, *min_items, *max_items, depth + 1, at)
                 }
-                Kind::Leaf(_) => self.whole(node, depth),
+                Kind::Leaf(_) => self.whole(node, depth, at),
                 _ => None,
             },
             b'"' => {
-                let at = self.string()?;
-                match at {
-                    StrAt::Raw(a, z) => {
-                        let s = self.s.get(a..z)?;
-                        self.scalar(node, Tok::S(s))
-                    }
-                    StrAt::Scratch => {
-                        let s = std::mem::take(&mut self.scratch);
-                        let cell = self.scalar(node, Tok::S(&s));
-                        self.scratch = s;
-                        cell
-                    }
+                let start = self.i + 1;
+                if self.string()? {
+                    // Quotes are ASCII, so they sit on character boundaries.
+                    let s: &'a str = self.s;
+                    self.scalar(node, Tok::S(&s[start..self.i - 1]), at)
+                } else {
+                    let s = std::mem::take(&mut self.scratch);
+                    let done = self.scalar(node, Tok::S(&s), at);
+                    self.scratch = s;
+                    done
                 }
             }
             b't' => {
                 self.literal(b"true")?;
-                self.scalar(node, Tok::Bool(true))
+                self.scalar(node, Tok::Bool(true), at)
             }
             b'f' => {
                 self.literal(b"false")?;
-                self.scalar(node, Tok::Bool(false))
+                self.scalar(node, Tok::Bool(false), at)
             }
             b'n' => {
                 self.literal(b"null")?;
-                self.scalar(node, Tok::Null)
+                self.scalar(node, Tok::Null, at)
             }
             b'-' | b'0'..=b'9' => {
                 let t = self.number()?;
-                self.scalar(node, t)
+                self.scalar(node, t, at)
             }
             _ => None,
         }
     }
 
-    /// An object at the cursor, its members by `plan`: the struct's cell.
-    fn object(&mut self, plan: &ObjectPlan, depth: usize) -> Option<Cell> {
+    /// An object at the cursor, its members by `plan`; its struct's cell
+    /// goes to `at`.
+    fn object(&mut self, plan: &ObjectPlan, depth: usize, at: usize) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -1165,13 +1175,22 @@ impl<'a> Scan<'a, '_> {
                 // the expected key is compared in place, without a scan.
                 let expected = plan.raw_keys.get(guess).and_then(Option::as_deref);
                 let found = match expected {
-                    Some(k) if self.b.get(self.i + 1..self.i + 1 + k.len()) == Some(k) => {
+                    Some(k)
+                        if self
+                            .b
+                            .get(self.i + 1..self.i + 1 + k.len())
+                            .is_some_and(|b| same_short(b, k)) =>
+                    {
                         self.i += 1 + k.len();
                         Some(guess)
                     }
                     _ => {
-                        let key = self.string()?;
-                        let k = self.text(key).as_bytes();
+                        let start = self.i + 1;
+                        let k = if self.string()? {
+                            &self.b[start..self.i - 1]
+                        } else {
+                            self.scratch.as_bytes()
+                        };
                         plan.props.iter().position(|(name, _)| name.as_bytes() == k)
                     }
                 };
@@ -1183,8 +1202,7 @@ impl<'a> Scan<'a, '_> {
                             return None; // a duplicate key: the general path decides
                         }
                         seen[w] |= bit;
-                        let cell = self.value(&plan.props[i].1, depth)?;
-                        self.row.cells[start as usize + i] = cell;
+                        self.value(&plan.props[i].1, depth, start as usize + i)?;
                         guess = i + 1;
                     }
                     None if plan.additional => self.skip(depth)?,
@@ -1208,17 +1226,20 @@ impl<'a> Scan<'a, '_> {
         {
             return None;
         }
-        Some(Cell::Struct { start })
+        self.put(at, Cell::Struct { start });
+        Some(())
     }
 
-    /// An array at the cursor, its items by `item`: the list's cell.
+    /// An array at the cursor, its items by `item`; the list's cell goes
+    /// to `at`.
     fn list(
         &mut self,
         item: &Node,
         min_items: Option<u64>,
         max_items: Option<u64>,
         depth: usize,
-    ) -> Option<Cell> {
+        at: usize,
+    ) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -1233,11 +1254,13 @@ impl<'a> Scan<'a, '_> {
             self.i += 1;
         } else {
             loop {
-                let c = self.value(item, depth)?;
                 if direct {
-                    self.row.cells.push(c);
+                    let at = self.row.cells.len();
+                    self.row.cells.push(Cell::Null);
+                    self.value(item, depth, at)?;
                 } else {
-                    gathered.push(c);
+                    self.value(item, depth, HELD)?;
+                    gathered.push(self.held);
                 }
                 self.ws();
                 match self.peek()? {
@@ -1261,7 +1284,8 @@ impl<'a> Scan<'a, '_> {
         if min_items.is_some_and(|m| n < m) || max_items.is_some_and(|m| n > m) {
             return None;
         }
-        Some(Cell::List { start, len })
+        self.put(at, Cell::List { start, len });
+        Some(())
     }
 
     /// Whether the leaf's own validator accepts a scalar.
@@ -1280,8 +1304,8 @@ impl<'a> Scan<'a, '_> {
         }
     }
 
-    /// A scalar value at a node: checked, transformed, stored.
-    fn scalar(&mut self, node: &Node, t: Tok) -> Option<Cell> {
+    /// A scalar value at a node: checked, transformed, stored at `at`.
+    fn scalar(&mut self, node: &Node, t: Tok, at: usize) -> Option<()> {
         if !node.check.admits(t) {
             return None;
         }
@@ -1292,6 +1316,42 @@ impl<'a> Scan<'a, '_> {
         if slow && !self.full_accepts(node, t) {
             return None;
         }
+        // The common leaves store their cell where it is made: a cell built
+        // in the match below and stored after it goes through memory (see
+        // [`HELD`]). The cells are the ones the match makes.
+        if let (Kind::Leaf(leaf), None) = (&node.kind, node.capture) {
+            match (*leaf, t) {
+                (Leaf::Float, Tok::F(f)) => self.put(at, Cell::Float(f)),
+                (Leaf::Int, Tok::I(i)) => self.put(at, Cell::Int(i)),
+                (Leaf::Int, Tok::U(u)) if u <= i64::MAX as u64 => self.put(at, Cell::Int(u as i64)),
+                (Leaf::Text, Tok::S(s)) => {
+                    let start = self.row.text.len() as u32;
+                    self.row.text.push_str(s);
+                    let len = s.len() as u32;
+                    self.put(at, Cell::Str { start, len });
+                }
+                (Leaf::Timestamp { event_time }, Tok::S(s)) => {
+                    let ms = parse_timestamp_str(s, self.unit).ok()?;
+                    if event_time {
+                        self.event_ms = Some(ms);
+                    }
+                    self.put(at, Cell::Int(ms));
+                }
+                (Leaf::Mask(kind), Tok::S(s)) => {
+                    let start = self.row.text.len() as u32;
+                    self.masker.mask_text_into(kind, s, &mut self.row.text);
+                    let len = self.row.text.len() as u32 - start;
+                    self.put(at, Cell::Str { start, len });
+                }
+                _ => return self.scalar_general(node, t, at),
+            }
+            return Some(());
+        }
+        self.scalar_general(node, t, at)
+    }
+
+    /// [`Scan::scalar`] past its checks, for any leaf and token.
+    fn scalar_general(&mut self, node: &Node, t: Tok, at: usize) -> Option<()> {
         let cell = match node.kind {
             Kind::Object(_) | Kind::List { .. } => Cell::Null,
             Kind::Leaf(_) if matches!(t, Tok::Null) => {
@@ -1368,12 +1428,13 @@ impl<'a> Scan<'a, '_> {
             };
             self.captured[slot as usize] = text;
         }
-        Some(cell)
+        self.put(at, cell);
+        Some(())
     }
 
     /// An object or array at a leaf stored whole (as JSON text, or masked):
     /// read as a `Value`, exactly as the general path reads it.
-    fn whole(&mut self, node: &Node, depth: usize) -> Option<Cell> {
+    fn whole(&mut self, node: &Node, depth: usize, at: usize) -> Option<()> {
         let start = self.i;
         self.skip(depth)?;
         let mut v: Value = serde_json::from_slice(&self.b[start..self.i]).ok()?;
@@ -1384,19 +1445,44 @@ impl<'a> Scan<'a, '_> {
         if !node.full.as_ref()?.is_valid(&v) {
             return None;
         }
-        match node.kind {
+        let cell = match node.kind {
             // A partition value or record id that is an object or array
             // is left to the general path (rare, and the two differ there).
-            _ if node.capture.is_some() => None,
-            Kind::Leaf(Leaf::Text) => Some(self.row.push_str(&v.to_string())),
+            _ if node.capture.is_some() => return None,
+            Kind::Leaf(Leaf::Text) => self.row.push_str(&v.to_string()),
             Kind::Leaf(Leaf::Mask(kind)) => {
                 self.masker.mask_value(&mut v, kind);
                 let Value::String(s) = &v else { return None };
-                Some(self.row.push_str(s))
+                self.row.push_str(s)
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        self.put(at, cell);
+        Some(())
     }
+}
+
+/// `a == b`, inline: for keys, which are short, a call to `memcmp` costs
+/// more than the comparison.
+#[inline(always)]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    // Whole words, then the last word (overlapping the one before).
+    let mut i = 0;
+    while i + 8 <= n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// Powers of ten that `f64` holds exactly.

@@ -352,6 +352,7 @@ fn numbers_read_as_serde_json_reads_them() {
             captured: [None; super::MAX_CAPTURES],
             scratch: String::new(),
             probe: Value::Null,
+            held: super::Cell::Null,
         };
         let t = scan.number()?;
         (scan.i == text.len()).then_some(t)
@@ -512,6 +513,24 @@ fn special_bytes_finds_the_first_quote_backslash_or_control() {
         let m = super::special_bytes(u64::from_le_bytes(w));
         let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
         assert_eq!(got, first(&w), "{w:?}");
+    }
+}
+
+#[test]
+fn short_comparison_is_equality() {
+    // Every length around the word size, equal and differing at each byte.
+    let base: Vec<u8> = (b'a'..=b'z').collect();
+    for n in 0..=base.len() {
+        let a = &base[..n];
+        assert!(super::same_short(a, a), "{n}");
+        for k in 0..n {
+            let mut b = a.to_vec();
+            b[k] ^= 0x20;
+            assert!(!super::same_short(a, &b), "{n} differs at {k}");
+        }
+        if n > 0 {
+            assert!(!super::same_short(a, &base[..n - 1]), "{n} vs shorter");
+        }
     }
 }
 
