@@ -91,7 +91,8 @@ impl ParquetObject {
             let (now, later) = rest.split_at(room.min(rest.len()));
             self.rows.append_all(now);
             if self.rows.rows() == BATCH_ROWS {
-                self.batches.push(self.rows.finish());
+                // A partition that filled one batch likely fills another.
+                self.batches.push(self.rows.finish_and_reserve(BATCH_ROWS));
             }
             rest = later;
         }
@@ -120,7 +121,10 @@ impl ParquetObject {
     pub fn finish(mut self) -> Result<Vec<u8>> {
         let last = self.rows.finish();
         let what = || format!("parquet object for {}", self.table);
-        let mut writer = ArrowWriter::try_new(Vec::new(), last.schema(), Some(self.props.clone()))
+        // Room for the expected object up front: a growing output would
+        // copy itself over and over.
+        let out = Vec::with_capacity(self.encoded_bytes());
+        let mut writer = ArrowWriter::try_new(out, last.schema(), Some(self.props.clone()))
             .map_err(|e| Error::encode(what(), e))?;
         // One row group for all the batches (up to ROW_GROUP_ROWS); each
         // batch is freed as soon as it is encoded.
