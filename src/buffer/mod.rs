@@ -13,6 +13,7 @@ use crate::checkpoint::Position;
 use crate::encode::errors::{ErrorObject, ErrorRecord};
 use crate::encode::parquet::ParquetObject;
 use crate::error::Result;
+use crate::transform::row::Row;
 use crate::transform::ErrorCategory;
 
 /// What a buffer turns into.
@@ -68,13 +69,16 @@ impl Buffer {
     }
 
     pub fn note_position(&mut self, shard: &Arc<str>, pos: Position) {
-        self.ranges
-            .entry(shard.clone())
-            .and_modify(|r| {
+        // Looked up before `entry`, which would clone the Arc per record.
+        match self.ranges.get_mut(shard) {
+            Some(r) => {
                 r.0 = r.0.min(pos);
                 r.1 = r.1.max(pos);
-            })
-            .or_insert((pos, pos));
+            }
+            None => {
+                self.ranges.insert(shard.clone(), (pos, pos));
+            }
+        }
     }
 
     /// Encode the pending records.
@@ -94,6 +98,7 @@ impl Buffer {
                 })
                 .collect();
             o.append_all(&rows, bytes);
+            Row::recycle(rows);
             return Ok(());
         }
         for p in self.pending.drain(..) {
