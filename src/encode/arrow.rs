@@ -6,8 +6,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
 
@@ -40,65 +39,26 @@ enum ColumnBuilder {
 
 impl ColumnBuilder {
     fn new(ty: &ColumnType) -> Self {
-        Self::with_capacity(ty, 0, None)
-    }
-
-    /// A builder with room for `rows` values; `like`, an array of this
-    /// column, sizes string data and list items in proportion.
-    fn with_capacity(ty: &ColumnType, rows: usize, like: Option<&ArrayRef>) -> Self {
-        // Bytes (strings) or items (lists) per value in `like`, scaled to
-        // `rows`, with an eighth to spare: one realloc would copy it all.
-        let scaled = |inner: usize| match like {
-            Some(a) if !a.is_empty() => inner * rows / a.len() * 9 / 8,
-            _ => 0,
-        };
         match ty {
-            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(rows)),
-            ColumnType::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
-            ColumnType::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
-            ColumnType::Utf8 | ColumnType::JsonText => {
-                let bytes = like
-                    .and_then(|a| a.as_string_opt::<i32>())
-                    .map_or(0, |a| scaled(a.values().len()));
-                let b = StringBuilder::with_capacity(rows, bytes);
-                if matches!(ty, ColumnType::Utf8) {
-                    Self::Utf8(b)
-                } else {
-                    Self::JsonText(b)
-                }
+            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(0)),
+            ColumnType::Int64 => Self::Int64(Int64Builder::with_capacity(0)),
+            ColumnType::Float64 => Self::Float64(Float64Builder::with_capacity(0)),
+            ColumnType::Utf8 => Self::Utf8(StringBuilder::with_capacity(0, 0)),
+            ColumnType::JsonText => Self::JsonText(StringBuilder::with_capacity(0, 0)),
+            ColumnType::Timestamp => {
+                Self::Timestamp(TimestampMillisecondBuilder::with_capacity(0).with_timezone("UTC"))
             }
-            ColumnType::Timestamp => Self::Timestamp(
-                TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            ),
-            ColumnType::Struct(cols) => {
-                let members = like.and_then(|a| a.as_struct_opt());
-                Self::Struct {
-                    cols: cols.clone(),
-                    children: cols
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            let child = members.map(|m| m.column(i));
-                            ColumnBuilder::with_capacity(&c.ty, rows, child)
-                        })
-                        .collect(),
-                    nulls: NullBufferBuilder::new(rows),
-                }
-            }
-            ColumnType::List(item) => {
-                let values = like
-                    .and_then(|a| a.as_list_opt::<i32>())
-                    .map(|l| l.values());
-                let items = values.map_or(0, |v| scaled(v.len()));
-                let mut offsets = Vec::with_capacity(rows + 1);
-                offsets.push(0);
-                Self::List {
-                    item: (**item).clone(),
-                    child: Box::new(ColumnBuilder::with_capacity(item, items, values)),
-                    offsets,
-                    nulls: NullBufferBuilder::new(rows),
-                }
-            }
+            ColumnType::Struct(cols) => Self::Struct {
+                cols: cols.clone(),
+                children: cols.iter().map(|c| ColumnBuilder::new(&c.ty)).collect(),
+                nulls: NullBufferBuilder::new(0),
+            },
+            ColumnType::List(item) => Self::List {
+                item: (**item).clone(),
+                child: Box::new(ColumnBuilder::new(item)),
+                offsets: vec![0],
+                nulls: NullBufferBuilder::new(0),
+            },
         }
     }
 
@@ -255,7 +215,6 @@ impl ColumnBuilder {
 /// Accumulates rows of one table into a RecordBatch.
 pub struct BatchBuilder {
     schema: SchemaRef,
-    columns: Vec<Column>,
     builders: Vec<ColumnBuilder>,
     rows: usize,
 }
@@ -264,7 +223,6 @@ impl BatchBuilder {
     pub fn new(schema: SchemaRef, columns: &[Column]) -> Self {
         BatchBuilder {
             schema,
-            columns: columns.to_vec(),
             builders: columns.iter().map(|c| ColumnBuilder::new(&c.ty)).collect(),
             rows: 0,
         }
@@ -287,22 +245,6 @@ impl BatchBuilder {
         self.rows
     }
 
-    /// [`BatchBuilder::finish`], then room for another `rows` rows shaped
-    /// like these: builders that grow from empty reallocate (copying what
-    /// they hold) about a dozen times per batch.
-    pub fn finish_and_reserve(&mut self, rows: usize) -> RecordBatch {
-        let batch = self.finish();
-        for ((b, col), array) in self
-            .builders
-            .iter_mut()
-            .zip(&self.columns)
-            .zip(batch.columns())
-        {
-            *b = ColumnBuilder::with_capacity(&col.ty, rows, Some(array));
-        }
-        batch
-    }
-
     /// The rows appended so far as one batch; the builder starts over empty.
     pub fn finish(&mut self) -> RecordBatch {
         let arrays: Vec<ArrayRef> = self
@@ -320,7 +262,9 @@ impl BatchBuilder {
 mod tests {
     use super::*;
     use crate::schema::TableSchema;
+    use arrow_array::cast::AsArray;
     use arrow_array::types::{Int64Type, TimestampMillisecondType};
+    use arrow_array::Array;
     use serde_json::json;
     use std::path::Path;
 
@@ -363,15 +307,5 @@ mod tests {
         // the builder starts over
         assert_eq!(b.rows(), 0);
         assert_eq!(b.finish().num_rows(), 0);
-        // Builders made with room for the next batch build the same batch.
-        for r in &rows {
-            b.append(&Row::from_value(&t.columns, r));
-        }
-        let first = b.finish_and_reserve(1000);
-        for r in &rows {
-            b.append(&Row::from_value(&t.columns, r));
-        }
-        assert_eq!(first, batch);
-        assert_eq!(b.finish(), batch);
     }
 }

@@ -91,8 +91,7 @@ impl ParquetObject {
             let (now, later) = rest.split_at(room.min(rest.len()));
             self.rows.append_all(now);
             if self.rows.rows() == BATCH_ROWS {
-                // A partition that filled one batch likely fills another.
-                self.batches.push(self.rows.finish_and_reserve(BATCH_ROWS));
+                self.batches.push(self.rows.finish());
             }
             rest = later;
         }
