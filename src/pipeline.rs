@@ -2,7 +2,7 @@
 //! parallel encode -> flush (catalog, intent, object, checkpoint).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,8 +66,12 @@ pub struct Pipeline {
     counter: u64,
     stream: String,
     /// Per table, the window of recent record ids (None: no `record_id`,
-    /// or dropping is off).
+    /// or dropping is off). Seeded here; a run moves them to the transform
+    /// stage's thread (see [`mark_repeats`]), so a pipeline runs once.
     dedup: Vec<Option<DedupWindow>>,
+    /// The windows' memory, kept up to date by the transform stage: it
+    /// counts against the memory cap.
+    window_bytes: Arc<AtomicUsize>,
     /// Threads that write objects (see [`WRITE_THREADS`]).
     writers: rayon::ThreadPool,
     pub summary: Summary,
@@ -151,6 +155,7 @@ impl Pipeline {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             counter: 0,
             stream: String::new(),
+            window_bytes: Arc::new(AtomicUsize::new(window_memory(&dedup))),
             dedup,
             writers: rayon::ThreadPoolBuilder::new()
                 .num_threads(WRITE_THREADS)
@@ -191,16 +196,26 @@ impl Pipeline {
             })?;
         // Transforming runs a stage ahead of routing, on its own thread: the
         // routing loop is single-threaded, and this way the cores transform
-        // the next chunk while it runs.
+        // the next chunk while it runs. The duplicate check, which must see
+        // records in order, runs there too: off the routing loop, which is
+        // the pipeline's critical path.
         let (ttx, trx) = crossbeam_channel::bounded::<Result<TransformedChunk>>(TRANSFORM_AHEAD);
         let transformer = self.transformer.clone();
+        let mut windows = std::mem::take(&mut self.dedup);
+        let window_bytes = self.window_bytes.clone();
         std::thread::Builder::new()
             .name("lakehose-transform".into())
             .spawn(move || {
                 for msg in rx {
                     let out = msg.map(|chunk| {
                         let outcomes = transform_chunk(&transformer, &chunk);
-                        (chunk, outcomes)
+                        let repeats = mark_repeats(&mut windows, &chunk, &outcomes);
+                        window_bytes.store(window_memory(&windows), Ordering::Relaxed);
+                        TransformedChunk {
+                            chunk,
+                            outcomes,
+                            repeats,
+                        }
                     });
                     if ttx.send(out).is_err() {
                         break; // the pipeline is gone
@@ -252,15 +267,13 @@ impl Pipeline {
                 // the transform stage, then stop. A source blocked on
                 // stdin sends nothing more: the grace period ends the wait.
                 while let Ok(msg) = rx.recv_timeout(STOP_GRACE) {
-                    let (chunk, outcomes) = msg?;
-                    self.process(chunk, outcomes)?;
+                    self.process(msg?)?;
                 }
                 return Ok(());
             }
             match rx.recv_timeout(tick) {
                 Ok(msg) => {
-                    let (chunk, outcomes) = msg?;
-                    self.process(chunk, outcomes)?;
+                    self.process(msg?)?;
                     progress(&self.summary);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -271,8 +284,13 @@ impl Pipeline {
     }
 
     /// Route a transformed chunk's records to their buffers and append
-    /// them there in parallel.
-    fn process(&mut self, chunk: Chunk, outcomes: Vec<Outcome>) -> Result<()> {
+    /// them there.
+    fn process(&mut self, t: TransformedChunk) -> Result<()> {
+        let TransformedChunk {
+            chunk,
+            outcomes,
+            repeats,
+        } = t;
         if !chunk.retire.is_empty() {
             for s in &chunk.retire {
                 self.state.shards.remove(s);
@@ -287,14 +305,8 @@ impl Pipeline {
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
-            // The table and id digest of a valid record, for the duplicate
-            // window (digested by the transform, off this thread).
-            let mut id: Option<(usize, u64)> = None;
             let (route, kind, pending) = match outcome {
                 Outcome::Ok(tr) => {
-                    if self.dedup[tr.table].is_some() {
-                        id = tr.id_digest.map(|d| (tr.table, d));
-                    }
                     // Made only when the route's buffer is: see below.
                     let kind = NewKind::Data {
                         table: tr.table,
@@ -337,14 +349,7 @@ impl Pipeline {
                     (route, kind, Pending::Error(Box::new(rec)))
                 }
             };
-            // Every valid record enters the window, delivered or not, so
-            // later repeats of a record a previous run wrote are caught.
-            let repeat = match &id {
-                Some((t, id)) => self.dedup[*t]
-                    .as_mut()
-                    .is_some_and(|w| w.is_repeat(*id, chunk.arrival(i))),
-                None => false,
-            };
+            let repeat = repeats.get(i).copied().unwrap_or(false);
             if !self.delivered.is_empty() && self.delivered.covers(&route, &chunk.shard, pos) {
                 self.summary.skipped_delivered += 1;
                 continue;
@@ -388,12 +393,16 @@ impl Pipeline {
             self.read_next.insert(chunk.shard.clone(), chunk.next);
         }
         self.summary.bytes_in += chunk.consumed;
-        let mut busy: Vec<&mut Buffer> = self
-            .buffers
-            .values_mut()
-            .filter(|b| !b.pending.is_empty())
-            .collect();
-        busy.par_iter_mut().try_for_each(|b| b.drain_pending())?;
+        // Appended on this thread, not on the pool: there the appends queued
+        // behind the next chunk's transform jobs while this loop waited on
+        // them. (Moving them into the transform workers, as Arrow runs
+        // grouped by route, cost more than it saved: the runs must be
+        // copied again here.)
+        for b in self.buffers.values_mut() {
+            if !b.pending.is_empty() {
+                b.drain_pending()?;
+            }
+        }
         if chunk.end_of_shard {
             // Make the shard's records durable now: its children wait on it.
             self.ended.insert(chunk.shard.to_string());
@@ -411,12 +420,7 @@ impl Pipeline {
     fn flush_due(&mut self) -> Result<()> {
         // The duplicate windows live as long as the run: they count against
         // the memory cap, leaving the buffers less.
-        let windows: usize = self
-            .dedup
-            .iter()
-            .flatten()
-            .map(DedupWindow::memory_bytes)
-            .sum();
+        let windows = self.window_bytes.load(Ordering::Relaxed);
         let due = buffer::select(&self.buffers, &self.policy, Instant::now(), windows);
         if due.is_empty() {
             return Ok(());
@@ -636,8 +640,47 @@ enum NewKind {
     Data { table: usize, partition_at: usize },
 }
 
-/// A chunk and what the transform made of each of its records.
-type TransformedChunk = (Chunk, Vec<Outcome>);
+/// A chunk, what the transform made of each of its records, and which of
+/// them repeat a record id the duplicate window holds.
+struct TransformedChunk {
+    chunk: Chunk,
+    outcomes: Vec<Outcome>,
+    /// Per record; empty when no table drops duplicates.
+    repeats: Vec<bool>,
+}
+
+/// Which of a chunk's records repeat a record id seen before. Every valid
+/// record enters its table's window, delivered or not, so later repeats of
+/// a record a previous run wrote are caught; records are taken in order, so
+/// the first of two copies is the one kept.
+fn mark_repeats(
+    windows: &mut [Option<DedupWindow>],
+    chunk: &Chunk,
+    outcomes: &[Outcome],
+) -> Vec<bool> {
+    if windows.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, o)| match o {
+            Outcome::Ok(tr) => match (windows.get_mut(tr.table), tr.id_digest) {
+                (Some(Some(w)), Some(d)) => w.is_repeat(d, chunk.arrival(i)),
+                _ => false,
+            },
+            Outcome::Failed(_) => false,
+        })
+        .collect()
+}
+
+fn window_memory(windows: &[Option<DedupWindow>]) -> usize {
+    windows
+        .iter()
+        .flatten()
+        .map(DedupWindow::memory_bytes)
+        .sum()
+}
 
 /// Transform a chunk's records in parallel. A good record's route is made
 /// there too: the routing loop runs on one thread, so the less it does per
