@@ -13,7 +13,6 @@ use crate::checkpoint::Position;
 use crate::encode::errors::{ErrorObject, ErrorRecord};
 use crate::encode::parquet::ParquetObject;
 use crate::error::Result;
-use crate::transform::row::Row;
 use crate::transform::ErrorCategory;
 
 /// What a buffer turns into.
@@ -98,7 +97,6 @@ impl Buffer {
                 })
                 .collect();
             o.append_all(&rows, bytes);
-            Row::recycle(rows);
             return Ok(());
         }
         for p in self.pending.drain(..) {

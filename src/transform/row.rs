@@ -47,48 +47,13 @@ pub struct Row {
     pub text: String,
 }
 
-thread_local! {
-    /// Rows already appended to their buffers, emptied for the next records
-    /// this thread transforms. Rows are made and appended on the same pool
-    /// threads; without this each record cost two allocations on one thread
-    /// and two frees on another (about 5% of the CPU).
-    static SPARE: std::cell::RefCell<Vec<Row>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Spare rows kept per thread (under 1 MiB at the taxi events' size: they
-/// come out of the memory cap's slack), and the largest kept.
-const SPARE_ROWS: usize = 1024;
-const SPARE_TEXT: usize = 4096;
-const SPARE_CELLS: usize = 256;
-
 impl Row {
-    /// An empty row with room for `cells` cells and `text` bytes of text:
-    /// a spare one when the thread has one.
+    /// An empty row with room for `cells` cells and `text` bytes of text.
     pub fn with_capacity(cells: usize, text: usize) -> Row {
-        let mut row = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
-        row.cells.reserve(cells);
-        row.text.reserve(text);
-        row
-    }
-
-    /// Done with these rows: kept as this thread's spares (up to
-    /// [`SPARE_ROWS`]), the rest freed.
-    pub fn recycle(rows: Vec<Row>) {
-        SPARE.with(|s| {
-            let mut spare = s.borrow_mut();
-            for mut row in rows {
-                if spare.len() >= SPARE_ROWS {
-                    break;
-                }
-                // A huge record's row is not worth keeping around.
-                if row.text.capacity() > SPARE_TEXT || row.cells.capacity() > SPARE_CELLS {
-                    continue;
-                }
-                row.cells.clear();
-                row.text.clear();
-                spare.push(row);
-            }
-        });
+        Row {
+            cells: Vec::with_capacity(cells),
+            text: String::with_capacity(text),
+        }
     }
 
     /// Append text; returns its cell.
@@ -254,32 +219,6 @@ mod tests {
             };
             assert_eq!(row.str(start, len), i.to_string());
         }
-    }
-
-    #[test]
-    fn recycled_rows_come_back_empty_and_huge_ones_do_not_come_back() {
-        // Runs on its own test thread, so the spares are this test's alone.
-        let mut used = Row::with_capacity(4, 16);
-        used.push_str("some text");
-        used.reserve_block(3);
-        let mut huge = Row::with_capacity(1, SPARE_TEXT + 1);
-        huge.push_str("x");
-        Row::recycle(vec![huge, used]);
-        let again = Row::with_capacity(2, 8);
-        assert_eq!(again, Row::default(), "a spare row is empty");
-        assert!(again.text.capacity() >= 16 && again.text.capacity() <= SPARE_TEXT);
-        let fresh = Row::with_capacity(2, 8);
-        assert!(
-            fresh.text.capacity() < SPARE_TEXT,
-            "the huge row was not kept"
-        );
-        // No more than SPARE_ROWS are kept.
-        Row::recycle(
-            (0..SPARE_ROWS + 10)
-                .map(|_| Row::with_capacity(1, 1))
-                .collect(),
-        );
-        SPARE.with(|s| assert_eq!(s.borrow().len(), SPARE_ROWS));
     }
 
     use super::*;
