@@ -212,6 +212,39 @@ impl ColumnBuilder {
     }
 }
 
+/// Rows appended per step (a few KiB of cells and text: well within L1).
+const PREFETCH_ROWS: usize = 16;
+
+/// Ask for the cache lines of these rows' cells and text. The rows were
+/// made on other cores, each in allocations of its own: read one after the
+/// other, every line is a cache miss waited for in turn; asked for together,
+/// the misses overlap.
+fn prefetch(rows: &[Row]) {
+    for row in rows {
+        prefetch_bytes(
+            row.cells.as_ptr().cast(),
+            std::mem::size_of_val(row.cells.as_slice()),
+        );
+        prefetch_bytes(row.text.as_ptr(), row.text.len());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_bytes(p: *const u8, len: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let end = p as usize + len;
+    let mut line = p as usize & !63;
+    while line < end {
+        // SAFETY: a prefetch is only a hint: it never faults, whatever the
+        // address, and reads nothing the program sees.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+        line += 64;
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_bytes(_: *const u8, _: usize) {}
+
 /// Accumulates rows of one table into a RecordBatch.
 pub struct BatchBuilder {
     schema: SchemaRef,
@@ -233,10 +266,21 @@ impl BatchBuilder {
     }
 
     /// Append rows column by column: one builder at a time keeps its
-    /// buffers in cache and its branch predictable.
+    /// buffers in cache and its branch predictable. Rows go a step at a
+    /// time, the next step's memory asked for while this one is appended
+    /// (see [`prefetch`]).
     pub fn append_all(&mut self, rows: &[Row]) {
-        for (i, b) in self.builders.iter_mut().enumerate() {
-            b.append_column(rows, i);
+        let mut steps = rows.chunks(PREFETCH_ROWS).peekable();
+        if let Some(first) = steps.peek() {
+            prefetch(first);
+        }
+        while let Some(step) = steps.next() {
+            if let Some(next) = steps.peek() {
+                prefetch(next);
+            }
+            for (i, b) in self.builders.iter_mut().enumerate() {
+                b.append_column(step, i);
+            }
         }
         self.rows += rows.len();
     }
