@@ -242,6 +242,7 @@ impl Pipeline {
             ));
         }
         self.summary.elapsed = started.elapsed();
+        self.summary.peak_rss_bytes = crate::summary::peak_rss_bytes();
         drop(trx);
         if result.is_ok() && flushed.is_ok() {
             // A reader blocked on stdin cannot be woken: detach rather than hang.

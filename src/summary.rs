@@ -37,6 +37,23 @@ pub struct Summary {
     pub partitions_owed: u64,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
+    /// Peak resident memory of the process at the end of the run (Linux's
+    /// VmHWM), to hold against `buffer.memory_cap_mib`; None where the OS
+    /// does not say.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// This process's peak resident memory so far (VmHWM in
+/// `/proc/self/status`): unlike `getrusage`, it covers only this program,
+/// not the process it was started from.
+pub fn peak_rss_bytes() -> Option<u64> {
+    vm_hwm(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -124,6 +141,9 @@ impl Summary {
                 format!("{:.1} MB/s", self.bytes_in as f64 / 1e6 / secs),
             );
         }
+        if let Some(b) = self.peak_rss_bytes {
+            line(&mut out, "peak memory", format!("{} MiB", b >> 20));
+        }
         out
     }
 }
@@ -157,6 +177,28 @@ mod tests {
             (1234567, "1,234,567"),
         ] {
             assert_eq!(group(n), want);
+        }
+    }
+
+    #[test]
+    fn peak_memory_from_proc_status() {
+        let cases: &[(&str, Option<u64>)] = &[
+            (
+                "Name:\tx\nVmPeak:\t  900 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 10 kB\n",
+                Some(12345 * 1024),
+            ),
+            ("VmHWM:\t0 kB", Some(0)),
+            ("VmRSS:\t10 kB\n", None),
+            ("VmHWM:\t12 MB\n", None),
+            ("VmHWM:\tlots kB\n", None),
+            ("", None),
+        ];
+        for (status, want) in cases {
+            assert_eq!(vm_hwm(status), *want, "{status:?}");
+        }
+        // Where /proc exists (Linux), this process has some.
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(peak_rss_bytes().is_some_and(|b| b > 0));
         }
     }
 
