@@ -488,6 +488,88 @@ fn fast_formats_accept_a_subset_of_jsonschema() {
     }
 }
 
+/// The table-driven format checks decide as the plain byte-by-byte
+/// definitions do, on the same mutated strings as above.
+#[test]
+fn fast_formats_match_their_byte_by_byte_definitions() {
+    use rand::{Rng, SeedableRng};
+    fn uuid(b: &[u8]) -> bool {
+        b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    }
+    fn email(b: &[u8]) -> bool {
+        let Some(at) = b.iter().position(|&c| c == b'@') else {
+            return false;
+        };
+        let (local, host) = (&b[..at], &b[at + 1..]);
+        let atext = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c);
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && local
+                .split(|&c| c == b'.')
+                .all(|a| !a.is_empty() && a.iter().all(|&c| atext(c)));
+        let label_ok = |l: &[u8]| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+                && l[0].is_ascii_alphanumeric()
+                && l[l.len() - 1].is_ascii_alphanumeric()
+                && !(l.len() >= 4 && &l[2..4] == b"--")
+        };
+        local_ok
+            && !host.is_empty()
+            && host.len() <= 253
+            && host.split(|&c| c == b'.').all(label_ok)
+    }
+    let fixed: &[&str] = &[
+        "",
+        "@",
+        "a@b",
+        ".a@b",
+        "a.@b",
+        "a..b@c",
+        "a@-b",
+        "a@b-",
+        "a@b..c",
+        "a@b.",
+        "a@@b",
+        "a@ab--cd",
+        "a@abc--d",
+        "bc8960a9-23b8-41e9-b924-56de3eb13b9g",
+        "bc8960a9-23b8-41e9-b924-56de3eb13b9",
+        "bc8960a9+23b8-41e9-b924-56de3eb13b90",
+        "bc8960a9223b8-41e9-b924-56de3eb13b90",
+    ];
+    let long_local = format!("{}@example.com", "a".repeat(65));
+    let long_label = format!("x@{}.com", "b".repeat(64));
+    let seeds = [
+        "bc8960a9-23b8-41e9-b924-56de3eb13b90",
+        "rider471029@example.com",
+        "first.last+tag@mail.example.co.uk",
+        "x@xn--bcher-kva.example",
+    ];
+    let alphabet: Vec<char> = "ab0Z9fFgG-.@_+\"<> []:xn\u{e9}!~".chars().collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(12);
+    let mut cases: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
+    cases.extend([long_local, long_label]);
+    for _ in 0..50_000 {
+        let mut s: Vec<char> = seeds[rng.gen_range(0..seeds.len())].chars().collect();
+        for _ in 0..rng.gen_range(0..3) {
+            let i = rng.gen_range(0..s.len());
+            s[i] = alphabet[rng.gen_range(0..alphabet.len())];
+        }
+        cases.push(s.into_iter().collect());
+    }
+    for s in &cases {
+        let b = s.as_bytes();
+        assert_eq!(super::plain_uuid(b), uuid(b), "uuid {s:?}");
+        assert_eq!(super::plain_email(b), email(b), "email {s:?}");
+    }
+}
+
 /// The eight-bytes-at-a-time string scan finds the same first special
 /// byte as a byte loop.
 #[test]
