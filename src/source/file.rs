@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use super::{now_ms, Chunk, Source, SourceContext};
+use super::{now_ms, Chunk, Recycler, Source, SourceContext};
 use crate::checkpoint::Position;
 use crate::error::{Error, Result};
 
 /// The single shard of a file source.
 pub const FILE_SHARD: &str = "file";
+
+/// Room for a carried-over partial line beyond the read block.
+const CARRY_SLACK: usize = 64 * 1024;
 
 /// Bytes read per chunk.
 const READ_BYTES: usize = 1024 * 1024;
@@ -142,13 +145,19 @@ impl Source for FileSource {
         // Skipping the tail of an over-long line.
         let mut skipping = false;
         let mut eof = false;
+        // Idle blocks kept: about as many as the pipeline holds at once
+        // (read-ahead, transform stage, routing loop).
+        let recycler = Recycler::new(8);
         while !eof && !stop.load(Ordering::Relaxed) {
-            let mut buf = std::mem::take(&mut carry);
+            let mut buf = recycler.take();
+            buf.extend_from_slice(&carry);
             let old = buf.len();
             if self.path.is_some() {
                 // A file: fill the block straight into spare capacity (no
                 // zero-filling first), or stop at end of input.
-                buf.reserve_exact(self.block);
+                // Slack for the carried line, so a recycled block is not
+                // reallocated (copied) when the carry grows a little.
+                buf.reserve_exact(self.block + CARRY_SLACK);
                 let n = (&mut input)
                     .take(self.block as u64)
                     .read_to_end(&mut buf)
@@ -209,7 +218,8 @@ impl Source for FileSource {
                 line_start = buf.len();
             }
             // The unfinished line moves to the next block; records point into this one.
-            carry = buf[line_start..].to_vec();
+            carry.clear();
+            carry.extend_from_slice(&buf[line_start..]);
             let consumed = line_start;
             buf.truncate(if records.is_empty() { 0 } else { consumed });
             let chunk = Chunk {
@@ -219,6 +229,7 @@ impl Source for FileSource {
                 records,
                 next: Position::new((offset + consumed as u64) as u128, 0),
                 consumed: consumed as u64,
+                recycle: Some(recycler.clone()),
                 ..Default::default()
             };
             offset += consumed as u64;

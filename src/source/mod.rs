@@ -45,6 +45,9 @@ pub struct Chunk {
     /// Shards the stream no longer has (past retention): their checkpoints
     /// can go.
     pub retire: Vec<String>,
+    /// Where `buf` goes once the chunk is routed, for a source that reads
+    /// into blocks of its own (see [`Recycler`]).
+    pub recycle: Option<Recycler>,
 }
 
 impl Chunk {
@@ -56,6 +59,35 @@ impl Chunk {
     /// When record `i` arrived.
     pub fn arrival(&self, i: usize) -> i64 {
         self.arrivals.get(i).copied().unwrap_or(self.arrival_ms)
+    }
+}
+
+/// Read blocks handed back by the pipeline once their chunk is routed, so
+/// a source reads into memory it has used before instead of a fresh
+/// multi-MiB allocation per chunk (with the reallocation for the carried
+/// line, and the page faults when the allocator has returned it).
+#[derive(Clone, Debug)]
+pub struct Recycler {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Recycler {
+    /// Keeps at most `blocks` idle blocks; more are freed.
+    pub fn new(blocks: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(blocks);
+        Recycler { tx, rx }
+    }
+
+    /// An empty block, with the capacity of a returned one if there is one.
+    pub fn take(&self) -> Vec<u8> {
+        self.rx.try_recv().unwrap_or_default()
+    }
+
+    /// Hand a block back.
+    pub fn give(&self, mut block: Vec<u8>) {
+        block.clear();
+        let _ = self.tx.try_send(block);
     }
 }
 
@@ -103,4 +135,38 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycled_blocks_come_back_empty_with_their_capacity() {
+        // (blocks given back, pool size, capacities expected from takes)
+        let cases: &[(&[usize], usize, &[usize])] = &[
+            (&[], 2, &[0]),
+            (&[64], 2, &[64, 0]),
+            (&[64, 128], 2, &[64, 128, 0]),
+            // beyond the pool's size, blocks are freed, not kept
+            (&[64, 128, 256], 2, &[64, 128, 0]),
+        ];
+        for (given, size, want) in cases {
+            let r = Recycler::new(*size);
+            for &cap in *given {
+                let mut b = Vec::with_capacity(cap);
+                b.extend(std::iter::repeat_n(7u8, cap / 2));
+                r.give(b);
+            }
+            for &cap in *want {
+                let b = r.take();
+                assert!(b.is_empty(), "{given:?}");
+                assert!(
+                    b.capacity() >= cap && (cap > 0 || b.capacity() == 0),
+                    "{given:?}: {} vs {cap}",
+                    b.capacity()
+                );
+            }
+        }
+    }
 }
