@@ -42,6 +42,14 @@ pub enum Error {
 
     #[error("encoding {what}: {message}")]
     Encode { what: String, message: String },
+
+    /// A bug: a stage panicked. The run stops with this rather than going
+    /// on without the stage's records.
+    #[error("internal error in the {stage} stage (a bug, please report it): {message}")]
+    Internal {
+        stage: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,7 +1,8 @@
 //! The run loop: source chunks -> parallel transform -> route to buffers ->
 //! parallel encode -> flush (catalog, intent, object, checkpoint).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +30,10 @@ const READ_AHEAD: usize = 2;
 /// Transformed chunks queued for routing: enough that the transform stage
 /// keeps the cores busy while the routing loop flushes.
 const TRANSFORM_AHEAD: usize = 2;
+
+/// Chunks being transformed at once on the pool, so a core that finishes
+/// its share of one chunk starts on the next.
+const TRANSFORMS_IN_FLIGHT: usize = 2;
 
 /// Objects written at once. Writes wait on the network (S3) or on fsync
 /// (local lake), not on the CPU, so they get their own threads: on the
@@ -205,23 +210,7 @@ impl Pipeline {
         let window_bytes = self.window_bytes.clone();
         std::thread::Builder::new()
             .name("lakehose-transform".into())
-            .spawn(move || {
-                for msg in rx {
-                    let out = msg.map(|chunk| {
-                        let outcomes = transform_chunk(&transformer, &chunk);
-                        let repeats = mark_repeats(&mut windows, &chunk, &outcomes);
-                        window_bytes.store(window_memory(&windows), Ordering::Relaxed);
-                        TransformedChunk {
-                            chunk,
-                            outcomes,
-                            repeats,
-                        }
-                    });
-                    if ttx.send(out).is_err() {
-                        break; // the pipeline is gone
-                    }
-                }
-            })
+            .spawn(move || transform_stage(&transformer, &mut windows, &window_bytes, &rx, &ttx))
             .map_err(|e| Error::Input {
                 path: "transform thread".into(),
                 source: e,
@@ -288,7 +277,7 @@ impl Pipeline {
     /// them there.
     fn process(&mut self, t: TransformedChunk) -> Result<()> {
         let TransformedChunk {
-            chunk,
+            mut chunk,
             outcomes,
             repeats,
         } = t;
@@ -392,6 +381,10 @@ impl Pipeline {
         // nothing new about where to resume.
         if chunk.consumed > 0 || !chunk.records.is_empty() {
             self.read_next.insert(chunk.shard.clone(), chunk.next);
+        }
+        // The rows own their values by now: the block can be read into again.
+        if let Some(r) = chunk.recycle.take() {
+            r.give(std::mem::take(&mut chunk.buf));
         }
         self.summary.bytes_in += chunk.consumed;
         // Appended on this thread, not on the pool: there the appends queued
@@ -650,6 +643,113 @@ struct TransformedChunk {
     repeats: Vec<bool>,
 }
 
+/// The transform stage: chunks from the source are transformed on the pool,
+/// up to [`TRANSFORMS_IN_FLIGHT`] at once (waiting on each in turn left the
+/// cores idle at a chunk's tail and during the hand-off), checked against
+/// the duplicate windows in order, and passed on in order. A finished chunk
+/// is passed on at once, never held until the next one arrives: a Kinesis
+/// source may be waiting for it to be durable (a parent shard's last
+/// records) before it reads on.
+fn transform_stage(
+    transformer: &Arc<Transformer>,
+    windows: &mut [Option<DedupWindow>],
+    window_bytes: &AtomicUsize,
+    rx: &crossbeam_channel::Receiver<Result<Chunk>>,
+    tx: &crossbeam_channel::Sender<Result<TransformedChunk>>,
+) {
+    let mut inflight: VecDeque<crossbeam_channel::Receiver<TransformJob>> =
+        VecDeque::with_capacity(TRANSFORMS_IN_FLIGHT);
+    // Pass on the oldest job's result; false when the pipeline is gone.
+    let mut pass_on = |job: std::result::Result<TransformJob, crossbeam_channel::RecvError>| {
+        let out = match job {
+            Ok((chunk, Ok(outcomes))) => {
+                let repeats = mark_repeats(windows, &chunk, &outcomes);
+                window_bytes.store(window_memory(windows), Ordering::Relaxed);
+                Ok(TransformedChunk {
+                    chunk,
+                    outcomes,
+                    repeats,
+                })
+            }
+            Ok((_, Err(message))) => Err(Error::Internal {
+                stage: "transform",
+                message,
+            }),
+            Err(_) => Err(Error::Internal {
+                stage: "transform",
+                message: "a transform job ended without a result".into(),
+            }),
+        };
+        tx.send(out).is_ok()
+    };
+    let never = crossbeam_channel::never();
+    let mut source_open = true;
+    while source_open || !inflight.is_empty() {
+        let msg = match inflight.front() {
+            None => rx.recv().ok(),
+            Some(oldest) => {
+                let full = inflight.len() >= TRANSFORMS_IN_FLIGHT;
+                let next = if full || !source_open { &never } else { rx };
+                crossbeam_channel::select! {
+                    recv(oldest) -> job => {
+                        inflight.pop_front();
+                        if !pass_on(job) {
+                            return;
+                        }
+                        continue;
+                    }
+                    // Never more than the limit in flight, nor reading on
+                    // once the source has closed.
+                    recv(next) -> msg => msg.ok(),
+                }
+            }
+        };
+        match msg {
+            None => source_open = false,
+            Some(Ok(chunk)) => inflight.push_back(spawn_transform(transformer.clone(), chunk)),
+            Some(Err(e)) => {
+                // In order: what was read before the error goes first.
+                while let Some(oldest) = inflight.pop_front() {
+                    if !pass_on(oldest.recv()) {
+                        return;
+                    }
+                }
+                if tx.send(Err(e)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Transform a chunk on the pool; its result arrives on the receiver.
+fn spawn_transform(
+    transformer: Arc<Transformer>,
+    chunk: Chunk,
+) -> crossbeam_channel::Receiver<TransformJob> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    rayon::spawn(move || {
+        // A panic in a spawned job would abort the process (rayon's
+        // default): report it as an error instead.
+        let outcomes =
+            std::panic::catch_unwind(AssertUnwindSafe(|| transform_chunk(&transformer, &chunk)))
+                .map_err(|p| panic_message(p.as_ref()));
+        let _ = tx.send((chunk, outcomes));
+    });
+    rx
+}
+
+/// A chunk and what the transform made of it, or why it could not.
+type TransformJob = (Chunk, std::result::Result<Vec<Outcome>, String>);
+
+/// The text of a caught panic's payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
+}
+
 /// Which of a chunk's records repeat a record id seen before. Every valid
 /// record enters its table's window, delivered or not, so later repeats of
 /// a record a previous run wrote are caught; records are taken in order, so
@@ -754,4 +854,78 @@ fn seed_window(
         tracing::info!(table = %t.name, ids = w.len(), "duplicate window seeded from the lake");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Registry, TableSchema};
+    use crate::transform::Routing;
+
+    fn chunk(n: u64) -> Chunk {
+        let buf = format!("{{\"n\": {n}}}").into_bytes();
+        Chunk {
+            shard: Arc::from("s"),
+            records: vec![(0, buf.len(), Position::new(u128::from(n), 0))],
+            buf,
+            next: Position::new(u128::from(n) + 1, 0),
+            consumed: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Chunks come out in order, each as soon as it is transformed: the
+    /// stage never holds one back until the next arrives (a Kinesis source
+    /// waits for a parent shard's last chunk to be durable before it reads
+    /// on); a source error comes after what was read before it.
+    #[test]
+    fn transform_stage_passes_chunks_on_in_order_without_waiting_for_more() {
+        let s = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}, "x-lakehose": {}});
+        let t = TableSchema::from_value(s, "t", std::path::Path::new("t.json")).unwrap();
+        let registry = Arc::new(Registry::from_tables(vec![t]));
+        let transformer = Arc::new(
+            Transformer::new(registry, b"k", Routing::Fixed(0), "src".into(), 300).unwrap(),
+        );
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let (ttx, trx) = crossbeam_channel::bounded(16);
+        let stage = std::thread::spawn(move || {
+            let mut windows = vec![None];
+            transform_stage(&transformer, &mut windows, &AtomicUsize::new(0), &rx, &ttx)
+        });
+        let next = |out: Result<TransformedChunk>| {
+            let out = out.expect("a transformed chunk");
+            assert!(matches!(out.outcomes[..], [Outcome::Ok(_)]));
+            out.chunk.next
+        };
+        // One at a time, the source open all along.
+        for n in 0..5u64 {
+            tx.send(Ok(chunk(n))).unwrap();
+            let out = trx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("passed on without waiting for the next chunk");
+            assert_eq!(next(out), Position::new(u128::from(n) + 1, 0));
+        }
+        // Many at once, then an error, then the end of the source.
+        for n in 5..12u64 {
+            tx.send(Ok(chunk(n))).unwrap();
+        }
+        tx.send(Err(Error::Internal {
+            stage: "source",
+            message: "boom".into(),
+        }))
+        .unwrap();
+        drop(tx);
+        let mut got: Vec<Result<TransformedChunk>> = trx.iter().collect();
+        stage.join().unwrap();
+        assert!(matches!(
+            got.pop(),
+            Some(Err(Error::Internal {
+                stage: "source",
+                ..
+            }))
+        ));
+        let positions: Vec<Position> = got.into_iter().map(next).collect();
+        let want: Vec<Position> = (6..13u128).map(|n| Position::new(n, 0)).collect();
+        assert_eq!(positions, want);
+    }
 }
