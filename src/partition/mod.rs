@@ -5,6 +5,7 @@
 //! recovery relies on it (see `checkpoint`).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -22,7 +23,35 @@ pub fn time_path(ms: i64) -> String {
     out
 }
 
+const MS_PER_HOUR: i64 = 3_600_000;
+
+/// Hours whose paths each thread keeps, direct-mapped by hour since the
+/// epoch.
+const HOUR_SLOTS: i64 = 256;
+
+thread_local! {
+    /// Formatting a path cost most of a record's route (about 700
+    /// instructions), and records fall in few distinct hours: a stream's
+    /// latest ones, or the span of a backfill, in any order.
+    static HOURS: RefCell<Vec<(i64, String)>> =
+        RefCell::new(vec![(i64::MIN, String::new()); HOUR_SLOTS as usize]);
+}
+
 fn time_path_into(out: &mut String, ms: i64) {
+    // UTC has no offsets to change: the path is a function of the hour.
+    let hour = ms.div_euclid(MS_PER_HOUR);
+    HOURS.with_borrow_mut(|slots| {
+        let (at, text) = &mut slots[hour.rem_euclid(HOUR_SLOTS) as usize];
+        if *at != hour {
+            text.clear();
+            format_time_path(text, ms);
+            *at = hour;
+        }
+        out.push_str(text);
+    });
+}
+
+fn format_time_path(out: &mut String, ms: i64) {
     let (y, m, d, h) = utc_parts(ms);
     if y < 0 {
         // Before year 0: Display's sign and padding, as ever.
@@ -209,6 +238,37 @@ mod tests {
         ];
         for (ms, want) in cases {
             assert_eq!(time_path(ms), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn remembered_hours_match_fresh_formatting() {
+        let h = MS_PER_HOUR;
+        let base = 1_709_251_200_000; // 2024-03-01T00:00Z
+        // in order, repeated, back and forth, across the epoch and a day,
+        // and hours that share a slot
+        let times = [
+            base + HOUR_SLOTS * h,
+            base - HOUR_SLOTS * h,
+            base,
+            base + 1,
+            base + h - 1,
+            base + h,
+            base - 1,
+            base + h,
+            base + 24 * h,
+            -1,
+            0,
+            -1,
+            -h,
+            -h - 1,
+            253_402_300_800_000,
+            base,
+        ];
+        for ms in times {
+            let mut fresh = String::new();
+            format_time_path(&mut fresh, ms);
+            assert_eq!(time_path(ms), fresh, "{ms}");
         }
     }
 

@@ -1478,6 +1478,9 @@ impl<'a> Scan<'a, '_> {
                 (Kind::Leaf(Leaf::Mask(_) | Leaf::Text), _, c @ Cell::Str { .. }) => Some(c),
                 (_, Tok::S(s), _) => Some(self.row.push_str(s)),
                 (_, Tok::I(i), _) => Some(self.row.push_int(i)),
+                // Non-negative integers read as U: written in place too, not
+                // through a String per record.
+                (_, Tok::U(u), _) if u <= i64::MAX as u64 => Some(self.row.push_int(u as i64)),
                 (_, other, _) => Some(self.row.push_str(&other.text()?)),
             };
             self.captured[slot as usize] = text;
