@@ -616,8 +616,9 @@ impl Pipeline {
 /// Encode objects on the CPU pool and hand each to the writer threads as
 /// soon as it is encoded: the writes wait on fsync or the network while the
 /// rest are still being encoded (encoding all first left the cores idle
-/// for those waits, about a tenth of a run), and an object's bytes are
-/// freed once it has landed. Returns each object's size, in order.
+/// for those waits). Returns each object's size, in order, once all have
+/// landed; the first error, if any (the others are still written or
+/// tried: their intents are saved either way).
 fn encode_and_write(
     writers: &rayon::ThreadPool,
     store: &dyn ObjectStore,
@@ -629,6 +630,11 @@ fn encode_and_write(
         first_error.lock().expect("error slot").get_or_insert(e);
     };
     let sizes_ref = &sizes;
+    // Written objects' bytes are freed here, on this thread, once all have
+    // landed: freed on the writer threads, the allocator kept them (peak
+    // memory at a 32 MiB cap went from 66 to 80-98 MiB).
+    let landed: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let landed_ref = &landed;
     // In place: the encoding runs on the CPU pool (not the writers'), the
     // writes are spawned into the writers' pool and waited for here.
     writers.in_place_scope(|scope| {
@@ -640,17 +646,21 @@ fn encode_and_write(
                     Payload::Errors(o) => o.finish(),
                 };
                 match encoded {
-                    Ok(bytes) => scope.spawn(move |_| match store.put(key, &bytes) {
-                        Ok(()) => {
-                            failpoint::hit("after_put");
-                            sizes_ref[i].store(bytes.len(), Ordering::Relaxed);
+                    Ok(bytes) => scope.spawn(move |_| {
+                        match store.put(key, &bytes) {
+                            Ok(()) => {
+                                failpoint::hit("after_put");
+                                sizes_ref[i].store(bytes.len(), Ordering::Relaxed);
+                            }
+                            Err(e) => fail(e),
                         }
-                        Err(e) => fail(e),
+                        landed_ref.lock().expect("landed").push(bytes);
                     }),
                     Err(e) => fail(e),
                 }
             });
     });
+    drop(landed);
     match first_error.into_inner().expect("error slot") {
         Some(e) => Err(e),
         None => Ok(sizes.into_iter().map(AtomicUsize::into_inner).collect()),
