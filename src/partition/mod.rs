@@ -244,9 +244,10 @@ mod tests {
     #[test]
     fn remembered_hours_match_fresh_formatting() {
         let h = MS_PER_HOUR;
-        let base = 1_709_251_200_000; // 2024-03-01T00:00Z
-        // in order, repeated, back and forth, across the epoch and a day,
-        // and hours that share a slot
+        // 2024-03-01T00:00Z
+        let base = 1_709_251_200_000;
+        // In order, repeated, back and forth, across the epoch and a day,
+        // and hours that share a slot.
         let times = [
             base + HOUR_SLOTS * h,
             base - HOUR_SLOTS * h,
