@@ -14,7 +14,7 @@ use crate::buffer::{self, Buffer, FlushReason, Payload, Pending, Policy, RouteKi
 use crate::catalog::Catalog;
 use crate::checkpoint::{self, CheckpointState, CheckpointStore, Delivered, Intent, Position};
 use crate::encode::errors::{ErrorObject, ErrorRecord};
-use crate::encode::parquet::ParquetObject;
+use crate::encode::parquet::{DictionaryAdvice, ParquetObject};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::partition::time_path;
@@ -79,6 +79,9 @@ pub struct Pipeline {
     window_bytes: Arc<AtomicUsize>,
     /// Threads that write objects (see [`WRITE_THREADS`]).
     writers: rayon::ThreadPool,
+    /// Per table (registry order): which columns' dictionaries pay, learned
+    /// from its objects (see [`DictionaryAdvice`]).
+    dictionaries: Vec<Arc<DictionaryAdvice>>,
     pub summary: Summary,
 }
 
@@ -143,6 +146,12 @@ impl Pipeline {
                 _ => None,
             });
         }
+        let dictionaries = transformer
+            .registry()
+            .tables()
+            .iter()
+            .map(|_| Arc::default())
+            .collect();
         Ok(Pipeline {
             transformer,
             store,
@@ -161,6 +170,7 @@ impl Pipeline {
             counter: 0,
             stream: String::new(),
             window_bytes: Arc::new(AtomicUsize::new(window_memory(&dedup))),
+            dictionaries,
             dedup,
             writers: rayon::ThreadPoolBuilder::new()
                 .num_threads(WRITE_THREADS)
@@ -363,7 +373,10 @@ impl Pipeline {
                     };
                     let payload = match &kind {
                         RouteKind::Data { table, .. } => {
-                            Payload::Data(Box::new(ParquetObject::new(registry.by_index(*table))?))
+                            Payload::Data(Box::new(ParquetObject::new(
+                                registry.by_index(*table),
+                                self.dictionaries[*table].clone(),
+                            )?))
                         }
                         RouteKind::Errors { .. } => Payload::Errors(ErrorObject::new()),
                     };

@@ -4,9 +4,13 @@
 //! the per-partition overhead to the builders themselves, which is what lets
 //! hundreds of open partitions fit under the memory cap.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Type as PhysicalType};
+use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
@@ -29,7 +33,8 @@ const COMPRESSION_ESTIMATE: usize = 4;
 /// statistics everywhere, except no dictionary for the record id, whose
 /// values are unique by definition, nor for `hash`-masked fields, which
 /// hold identifiers (emails, account numbers) nearly unique within an
-/// object: there a dictionary only costs time and bytes.
+/// object: there a dictionary only costs time and bytes. Other columns
+/// found not to repeat are left out later (see [`DictionaryAdvice`]).
 pub fn writer_properties(t: &TableSchema) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
@@ -51,6 +56,73 @@ pub fn writer_properties(t: &TableSchema) -> WriterProperties {
     b.build()
 }
 
+/// Objects a table encodes without a column's dictionary before trying it
+/// again, in case the column's values have started to repeat.
+pub const DICTIONARY_RETRY: u32 = 16;
+
+/// Which fixed-width columns of a table still get a dictionary, learned
+/// from the table's objects as they are encoded. A dictionary pays where
+/// values repeat (vendor and location ids, flat fees); on a column of
+/// mostly distinct values (fares, millisecond timestamps) it costs a hash
+/// lookup per value and a dictionary page about as large as the values,
+/// for a larger object. Such a column is then written plain, as DuckDB's
+/// and parquet-mr's writers fall back to plain too. Shared by a table's
+/// buffers: objects encoded at once only see a decision one object late.
+#[derive(Debug, Default)]
+pub struct DictionaryAdvice {
+    /// Columns written plain: how many objects since the dictionary was
+    /// dropped.
+    dropped: Mutex<HashMap<ColumnPath, u32>>,
+}
+
+impl DictionaryAdvice {
+    /// The writer settings for the table's next object: `base` without the
+    /// dictionaries that did not pay, except those due for another try.
+    fn props(&self, base: &WriterProperties) -> WriterProperties {
+        let mut dropped = self.dropped.lock().expect("dictionary advice");
+        if dropped.is_empty() {
+            return base.clone();
+        }
+        dropped.retain(|_, n| {
+            *n += 1;
+            *n <= DICTIONARY_RETRY
+        });
+        let mut b = base.clone().into_builder();
+        for path in dropped.keys() {
+            b = b.set_column_dictionary_enabled(path.clone(), false);
+        }
+        b.build()
+    }
+
+    /// Learn from an encoded row group: a fixed-width column whose
+    /// dictionary-encoded chunk is at least 3/4 the size of its plain
+    /// values (more than about half the values distinct) is written plain
+    /// from now on.
+    fn learn(&self, group: &RowGroupMetaData) {
+        let mut dropped = self.dropped.lock().expect("dictionary advice");
+        for c in group.columns() {
+            let width = match c.column_type() {
+                PhysicalType::INT32 | PhysicalType::FLOAT => 4,
+                PhysicalType::INT64 | PhysicalType::DOUBLE => 8,
+                _ => continue,
+            };
+            let plain = c.num_values() * width;
+            if c.dictionary_page_offset().is_some() && c.uncompressed_size() * 4 >= plain * 3 {
+                dropped.insert(c.column_path().clone(), 0);
+            }
+        }
+    }
+
+    /// Whether the next object writes this column plain.
+    #[cfg(test)]
+    fn is_dropped(&self, path: &ColumnPath) -> bool {
+        self.dropped
+            .lock()
+            .expect("dictionary advice")
+            .contains_key(path)
+    }
+}
+
 /// Rows per Arrow batch held by a buffer. The builders are finished into a
 /// batch at this size, so they never grow into large reallocations: those
 /// copy everything so far and fault in fresh pages, which cost about 8% of
@@ -61,6 +133,7 @@ const BATCH_ROWS: usize = 2048;
 pub struct ParquetObject {
     table: String,
     props: WriterProperties,
+    advice: Arc<DictionaryAdvice>,
     rows: BatchBuilder,
     /// Full batches of [`BATCH_ROWS`], oldest first.
     batches: Vec<RecordBatch>,
@@ -72,10 +145,12 @@ pub struct ParquetObject {
 }
 
 impl ParquetObject {
-    pub fn new(t: &TableSchema) -> Result<Self> {
+    /// An empty object of table `t`, encoded by the table's `advice`.
+    pub fn new(t: &TableSchema, advice: Arc<DictionaryAdvice>) -> Result<Self> {
         Ok(ParquetObject {
             table: t.name.clone(),
             props: writer_properties(t),
+            advice,
             rows: BatchBuilder::new(t.arrow.clone(), &t.columns),
             batches: Vec::new(),
             input_bytes: 0,
@@ -123,7 +198,8 @@ impl ParquetObject {
         // Room for the expected object up front: a growing output would
         // copy itself over and over.
         let out = Vec::with_capacity(self.encoded_bytes());
-        let mut writer = ArrowWriter::try_new(out, last.schema(), Some(self.props.clone()))
+        let props = self.advice.props(&self.props);
+        let mut writer = ArrowWriter::try_new(out, last.schema(), Some(props))
             .map_err(|e| Error::encode(what(), e))?;
         // One row group for all the batches (up to ROW_GROUP_ROWS); each
         // batch is freed as soon as it is encoded.
@@ -131,6 +207,10 @@ impl ParquetObject {
             if batch.num_rows() > 0 {
                 writer.write(&batch).map_err(|e| Error::encode(what(), e))?;
             }
+        }
+        writer.flush().map_err(|e| Error::encode(what(), e))?;
+        for group in writer.flushed_row_groups() {
+            self.advice.learn(group);
         }
         writer.into_inner().map_err(|e| Error::encode(what(), e))
     }
@@ -206,6 +286,68 @@ mod tests {
         }
     }
 
+    /// Encode rows of `x` (a float column) and `n` (an integer column)
+    /// with `advice`; which of the two the object dictionary-encodes.
+    fn encode_with(advice: &Arc<DictionaryAdvice>, xs: &[f64], ns: &[i64]) -> (bool, bool) {
+        let s = json!({"type": "object", "properties": {
+            "x": {"type": "number"}, "n": {"type": "integer"}, "s": {"type": "string"}
+        }, "x-lakehose": {}});
+        let t = TableSchema::from_value(s, "t", Path::new("t.json")).unwrap();
+        let mut o = ParquetObject::new(&t, advice.clone()).unwrap();
+        for (x, n) in xs.iter().zip(ns) {
+            o.append(
+                &Row::from_value(&t.columns, &json!({"x": x, "n": n, "s": "a"})),
+                10,
+            );
+        }
+        let r = SerializedFileReader::new(bytes::Bytes::from(o.finish().unwrap())).unwrap();
+        let cols = r.metadata().row_group(0).columns();
+        let dict = |name: &str| {
+            cols.iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .dictionary_page_offset()
+                .is_some()
+        };
+        assert!(dict("s"), "strings keep their dictionary");
+        (dict("x"), dict("n"))
+    }
+
+    #[test]
+    fn dictionaries_are_dropped_where_values_do_not_repeat_and_tried_again() {
+        let advice = Arc::new(DictionaryAdvice::default());
+        let x = ColumnPath::new(vec!["x".into()]);
+        let n = ColumnPath::new(vec!["n".into()]);
+        let distinct: Vec<f64> = (0..3000).map(|i| i as f64 * 0.37).collect();
+        let repeating: Vec<f64> = (0..3000).map(|i| (i % 5) as f64).collect();
+        let few: Vec<i64> = (0..3000).map(|i| i % 7).collect();
+        // (x values, dictionaries expected for (x, n), x dropped after)
+        let mut steps: Vec<(&[f64], (bool, bool), bool)> = vec![
+            // first object: everything tried; x's values are distinct
+            (&distinct, (true, true), true),
+        ];
+        // then x is written plain until its retry comes round
+        for _ in 0..DICTIONARY_RETRY {
+            steps.push((&distinct, (false, true), true));
+        }
+        steps.extend([
+            // the retry: a dictionary again, still not paying
+            (&distinct[..], (true, true), true),
+            (&repeating[..], (false, true), true),
+        ]);
+        for _ in 0..DICTIONARY_RETRY - 1 {
+            steps.push((&repeating, (false, true), true));
+        }
+        // the next retry finds x's values repeating now: it keeps it
+        steps.push((&repeating, (true, true), false));
+        steps.push((&repeating, (true, true), false));
+        for (i, (xs, want, dropped_after)) in steps.into_iter().enumerate() {
+            assert_eq!(encode_with(&advice, xs, &few), want, "object {i}");
+            assert_eq!(advice.is_dropped(&x), dropped_after, "object {i}");
+            assert!(!advice.is_dropped(&n), "object {i}");
+        }
+    }
+
     #[test]
     fn batches_of_any_size_make_one_row_group_in_order() {
         let s = json!({"type": "object", "properties": {
@@ -222,7 +364,7 @@ mod tests {
             &[10, BATCH_ROWS * 2, 7],
         ];
         for appends in cases {
-            let mut o = ParquetObject::new(&t).unwrap();
+            let mut o = ParquetObject::new(&t, Arc::default()).unwrap();
             let mut n = 0i64;
             for &k in *appends {
                 let rows: Vec<Row> = (n..n + k as i64)

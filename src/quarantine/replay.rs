@@ -11,6 +11,7 @@
 //! them. The error object itself stays unless `--purge` is given.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -303,7 +304,7 @@ pub fn replay(
         }
         for ((t, partition), values) in rows {
             let schema = registry.by_index(t);
-            let mut obj = ParquetObject::new(schema)?;
+            let mut obj = ParquetObject::new(schema, Arc::default())?;
             for (v, n) in &values {
                 obj.append(v, *n);
             }
