@@ -58,7 +58,7 @@ pub fn writer_properties(t: &TableSchema) -> WriterProperties {
 
 /// Objects a table encodes without a column's dictionary before trying it
 /// again, in case the column's values have started to repeat.
-pub const DICTIONARY_RETRY: u32 = 16;
+const DICTIONARY_RETRY: u32 = 16;
 
 /// Which fixed-width columns of a table still get a dictionary, learned
 /// from the table's objects as they are encoded. A dictionary pays where
