@@ -30,6 +30,7 @@
 //! `float_roundtrip`), so both read the same bits from the same text.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde_json::{Number, Value};
 
@@ -102,8 +103,9 @@ pub struct Decoded {
     pub row: Row,
     /// Event time, epoch ms (None: the table declares none).
     pub event_ms: Option<i64>,
-    /// The partition fields' values as text (None: missing or null).
-    partition: Vec<Option<(u32, u32)>>,
+    /// The partition fields' values as text (None: missing or null), in
+    /// place rather than in a Vec: an allocation per record otherwise.
+    partition: [Option<(u32, u32)>; MAX_CAPTURES],
     record_id: Option<(u32, u32)>,
 }
 
@@ -528,7 +530,6 @@ impl CompiledTable {
             event_ms: None,
             captured: [None; MAX_CAPTURES],
             scratch: String::new(),
-            probe: Value::String(String::new()),
             held: Cell::Null,
         };
         cx.ws();
@@ -550,12 +551,12 @@ impl CompiledTable {
             Some(Cell::Str { start, len }) => Some((start, len)),
             _ => None,
         };
+        let mut partition = [None; MAX_CAPTURES];
+        for (p, &i) in partition.iter_mut().zip(&self.partition) {
+            *p = text(captured[i as usize]);
+        }
         Some(Decoded {
-            partition: self
-                .partition
-                .iter()
-                .map(|&i| text(captured[i as usize]))
-                .collect(),
+            partition,
             record_id: self.record_id.and_then(|i| text(captured[i as usize])),
             event_ms,
             row,
@@ -892,10 +893,15 @@ struct Scan<'a, 'r> {
     captured: [Option<Cell>; MAX_CAPTURES],
     /// Unescaped text of the string being read, when it had escapes.
     scratch: String,
-    /// A string value for the leaf validators to check.
-    probe: Value,
     /// The cell of a value stored at [`HELD`].
     held: Cell,
+}
+
+thread_local! {
+    /// A string value for the leaf validators to check, kept across
+    /// records: a fresh one grew an allocation per record for every field
+    /// with a `pattern` or another keyword the native checks leave.
+    static PROBE: RefCell<Value> = const { RefCell::new(Value::String(String::new())) };
 }
 
 /// Where a value's cell goes when it has no place in the row yet: the
@@ -1347,13 +1353,14 @@ impl<'a> Scan<'a, '_> {
         let Some(full) = node.full.as_ref() else {
             return false;
         };
-        match (t, &mut self.probe) {
-            // Reuse one string value rather than allocate one per check.
-            (Tok::S(s), Value::String(p)) => {
-                p.clear();
-                p.push_str(s);
-                full.is_valid(&self.probe)
-            }
+        match t {
+            Tok::S(s) => PROBE.with_borrow_mut(|probe| {
+                if let Value::String(p) = probe {
+                    p.clear();
+                    p.push_str(s);
+                }
+                full.is_valid(probe)
+            }),
             _ => full.is_valid(&t.value()),
         }
     }

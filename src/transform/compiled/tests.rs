@@ -351,7 +351,6 @@ fn numbers_read_as_serde_json_reads_them() {
             event_ms: None,
             captured: [None; super::MAX_CAPTURES],
             scratch: String::new(),
-            probe: Value::Null,
             held: super::Cell::Null,
         };
         let t = scan.number()?;
