@@ -637,16 +637,15 @@ fn encode_and_write(
     store: &dyn ObjectStore,
     jobs: Vec<(&str, Payload)>,
 ) -> Result<Vec<usize>> {
-    let sizes: Vec<AtomicUsize> = jobs.iter().map(|_| AtomicUsize::new(0)).collect();
+    let count = jobs.len();
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let fail = |e: Error| {
         first_error.lock().expect("error slot").get_or_insert(e);
     };
-    let sizes_ref = &sizes;
-    // Written objects' bytes are freed here, on this thread, once all have
-    // landed: freed on the writer threads, the allocator kept them (peak
-    // memory at a 32 MiB cap went from 66 to 80-98 MiB).
-    let landed: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    // Each written object's bytes, by position. Freed here, on this thread,
+    // once all have landed: freed on the writer threads, the allocator kept
+    // them (peak memory at a 32 MiB cap went from 66 to 80-98 MiB).
+    let landed: Mutex<Vec<(usize, Vec<u8>)>> = Mutex::new(Vec::with_capacity(count));
     let landed_ref = &landed;
     // In place: the encoding runs on the CPU pool (not the writers'), the
     // writes are spawned into the writers' pool and waited for here.
@@ -659,25 +658,25 @@ fn encode_and_write(
                     Payload::Errors(o) => o.finish(),
                 };
                 match encoded {
-                    Ok(bytes) => scope.spawn(move |_| {
-                        match store.put(key, &bytes) {
-                            Ok(()) => {
-                                failpoint::hit("after_put");
-                                sizes_ref[i].store(bytes.len(), Ordering::Relaxed);
-                            }
-                            Err(e) => fail(e),
+                    Ok(bytes) => scope.spawn(move |_| match store.put(key, &bytes) {
+                        Ok(()) => {
+                            failpoint::hit("after_put");
+                            landed_ref.lock().expect("landed").push((i, bytes));
                         }
-                        landed_ref.lock().expect("landed").push(bytes);
+                        Err(e) => fail(e),
                     }),
                     Err(e) => fail(e),
                 }
             });
     });
-    drop(landed);
-    match first_error.into_inner().expect("error slot") {
-        Some(e) => Err(e),
-        None => Ok(sizes.into_iter().map(AtomicUsize::into_inner).collect()),
+    if let Some(e) = first_error.into_inner().expect("error slot") {
+        return Err(e);
     }
+    let mut sizes = vec![0; count];
+    for (i, bytes) in landed.into_inner().expect("landed") {
+        sizes[i] = bytes.len();
+    }
+    Ok(sizes)
 }
 
 /// The route kind of a record whose route may have no buffer yet. A data
