@@ -1041,15 +1041,11 @@ impl<'a> Scan<'a, '_> {
         if neg {
             self.i += 1;
         }
-        let digits = |i: &mut usize| {
-            let s = *i;
-            while b.get(*i).is_some_and(u8::is_ascii_digit) {
-                *i += 1;
-            }
-            *i - s
-        };
+        // The digits before and after the point, as one integer: read in
+        // the same pass that finds where they end.
+        let mut m = 0u64;
         let int_start = self.i;
-        let n = digits(&mut self.i);
+        let n = digits(b, &mut self.i, &mut m);
         if n == 0 || (n > 1 && b[int_start] == b'0') {
             return None;
         }
@@ -1057,7 +1053,7 @@ impl<'a> Scan<'a, '_> {
         let mut frac = 0;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            frac = digits(&mut self.i);
+            frac = digits(b, &mut self.i, &mut m);
             if frac == 0 {
                 return None;
             }
@@ -1069,7 +1065,7 @@ impl<'a> Scan<'a, '_> {
             if let Some(b'+' | b'-') = self.peek() {
                 self.i += 1;
             }
-            if digits(&mut self.i) == 0 {
+            if digits(b, &mut self.i, &mut 0) == 0 {
                 return None;
             }
             float = true;
@@ -1077,17 +1073,23 @@ impl<'a> Scan<'a, '_> {
         if float {
             // No exponent: the fast path may take it.
             if plain_end == self.i {
-                if let Some(f) = plain_decimal(&b[int_start..self.i], n, frac, neg) {
+                if let Some(f) = plain_decimal(m, n + frac, frac, neg) {
                     return Some(Tok::F(f));
                 }
             }
             let f: f64 = self.s.get(start..self.i)?.parse().ok()?;
             return f.is_finite().then_some(Tok::F(f));
         }
-        let mut v: u64 = 0;
-        for &c in &b[int_start..self.i] {
-            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        }
+        // Up to 19 digits cannot have wrapped; more are checked one by one.
+        let v = if n <= 19 {
+            m
+        } else {
+            let mut v: u64 = 0;
+            for &c in &b[int_start..self.i] {
+                v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            }
+            v
+        };
         if !neg {
             Some(Tok::U(v))
         } else if v == 0 || v > 1 << 63 {
@@ -1555,21 +1557,32 @@ const EXACT_POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// `digits` = `<int digits>.<frac digits>` (no exponent) as `f64`, when
-/// the digits without the point fit in 15 (so in 2^53, exactly) and `frac`
-/// is at most 22: then one exact mantissa divided by one exact power of ten
-/// is correctly rounded (Clinger's fast path), the same value `str::parse`
-/// gives. None otherwise: the caller parses. Most fares and distances take
-/// this path.
-fn plain_decimal(digits: &[u8], int: usize, frac: usize, neg: bool) -> Option<f64> {
-    if int + frac > 15 || frac >= EXACT_POW10.len() {
-        return None;
-    }
-    let mut m: u64 = 0;
-    for (k, &c) in digits.iter().enumerate() {
-        if k != int {
-            m = m * 10 + u64::from(c - b'0');
+/// The ASCII digits from `*i` on: moves `*i` past them, folds them into
+/// `m` (wrapping: read only where too few digits were folded to wrap) and
+/// returns how many there were.
+#[inline(always)]
+fn digits(b: &[u8], i: &mut usize, m: &mut u64) -> usize {
+    let start = *i;
+    while let Some(&c) = b.get(*i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
         }
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        *i += 1;
+    }
+    *i - start
+}
+
+/// A decimal without exponent as `f64`, given its `digits` digits (point
+/// left out) as the integer `m`, `frac` of them after the point: when
+/// there are at most 15 (so `m` < 2^53, exact) and `frac` is at most 22,
+/// one exact mantissa divided by one exact power of ten is correctly
+/// rounded (Clinger's fast path), the same value `str::parse` gives. None
+/// otherwise: the caller parses. Most fares and distances take this path.
+fn plain_decimal(m: u64, digits: usize, frac: usize, neg: bool) -> Option<f64> {
+    if digits > 15 || frac >= EXACT_POW10.len() {
+        return None;
     }
     let f = m as f64 / EXACT_POW10[frac];
     Some(if neg { -f } else { f })

@@ -668,7 +668,13 @@ fn plain_decimals_parse_as_std_does() {
         let int = body.find('.').unwrap();
         let frac = body.len() - int - 1;
         let want: f64 = t.parse().unwrap();
-        if let Some(got) = super::plain_decimal(body.as_bytes(), int, frac, neg) {
+        let (mut i, mut m) = (0, 0u64);
+        let mut digits = super::digits(body.as_bytes(), &mut i, &mut m);
+        assert_eq!(digits, int, "{t}");
+        i += 1; // the point
+        digits += super::digits(body.as_bytes(), &mut i, &mut m);
+        assert_eq!(i, body.len(), "{t}");
+        if let Some(got) = super::plain_decimal(m, digits, frac, neg) {
             assert_eq!(got.to_bits(), want.to_bits(), "{t}");
         } else {
             assert!(int + frac > 15, "{t}: fast path refused");
