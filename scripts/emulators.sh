@@ -40,10 +40,7 @@ cmd_install() {
   have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
   if [ "$want" != "$have" ] || [ ! -x "$VENV/bin/moto_server" ]; then
     say "installing moto into emulators/.venv (takes about a minute) ..."
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv $VENV failed (on Debian: apt-get install python3-venv)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$EMU/requirements.txt" \
-      || die "pip install -r emulators/requirements.txt failed"
+    "$ROOT/scripts/pyvenv.sh" "$VENV" "$EMU/requirements.txt" || die "installing moto failed"
     [ -x "$VENV/bin/moto_server" ] || die "moto_server missing from $VENV/bin after pip install"
     echo "$want" > "$VENV/.requirements.sha256"
   fi
