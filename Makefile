@@ -5,7 +5,7 @@ BIN_RELEASE := $(CARGO_TARGET_DIR)/release/lakehose
 SAMPLE := sample/events.ndjson
 SAMPLE_COUNT ?= 100000
 
-.PHONY: all build release run test demo-aws unit integration lint fmt bench sync-catalog-files clean
+.PHONY: all build release release-pgo run test demo-aws unit integration lint fmt bench sync-catalog-files clean
 
 all: build
 
@@ -14,6 +14,12 @@ build:
 
 release:
 	cargo build --release
+
+## make release-pgo: the release build optimised with a profile of lakehose's
+## own run over generated events (profile-guided optimisation, scripts/pgo.sh;
+## about twice the build time). Prints the binary's path last.
+release-pgo:
+	scripts/pgo.sh
 
 ## make run: build, generate sample events (some broken, some duplicated),
 ## run the pipeline on the embedded default (schemas/ -> ./lake), show the lake.
@@ -48,7 +54,8 @@ lint:
 fmt:
 	cargo fmt
 
-## make bench: 1,000,000 clean events, lakehose vs the DuckDB anchor, same file, same run.
+## make bench: 1,000,000 clean events, lakehose (profile-guided and plain release
+## builds) vs the DuckDB anchor, same file, same run.
 bench: release
 	scripts/bench.sh
 

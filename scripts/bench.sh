@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lakehose vs the DuckDB anchor on the same 1,000,000-event file, same machine,
 # same run, alternating, RUNS times each; prints each run and the medians.
-# usage: scripts/bench.sh   (env: COUNT=1000000 RUNS=3 MEMORY_CAP_MIB=256)
+# Two lakehose builds take part: the profile-guided one (scripts/pgo.sh,
+# `make release-pgo`) and the plain release build (`make release`).
+# usage: scripts/bench.sh   (env: COUNT=1000000 RUNS=3 MEMORY_CAP_MIB=512 PGO=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-1000000}
@@ -14,11 +16,13 @@ SHARED=../shared/bench
 mkdir -p "$OUT"
 
 [ -x "$BIN" ] || cargo build --release
-if [ ! -d "$OUT/venv" ]; then
-  python3 -m venv "$OUT/venv"
-  "$OUT/venv/bin/pip" install -q -r scripts/bench-requirements.txt
+PGO_BIN=
+if [ "${PGO:-1}" = 1 ]; then
+  echo "profile-guided build (scripts/pgo.sh) ..."
+  PGO_BIN=$(scripts/pgo.sh 2> "$OUT/pgo.log" | tail -1) || { cat "$OUT/pgo.log"; exit 1; }
 fi
 PY=$OUT/venv/bin/python
+"$PY" -c 'import duckdb' 2>/dev/null || scripts/pyvenv.sh "$OUT/venv" scripts/bench-requirements.txt
 
 IN=$OUT/taxi-$COUNT.ndjson
 if [ ! -s "$IN" ]; then
@@ -43,25 +47,31 @@ measure() { # label, command...: prints "label wall_s maxrss_kb"
 
 results=$OUT/results.txt
 : > "$results"
-for i in $(seq 1 "$RUNS"); do
-  rm -rf "$OUT/lake"
-  measure lakehose env LAKEHOSE_MASK_KEY=bench-key "$BIN" run --input "$IN" --lake "$OUT/lake" \
+run_lakehose() { # label, binary: one run, checked to have written every event
+  rm -rf "$OUT/lake" "$OUT/summary.json"
+  measure "$1" env LAKEHOSE_MASK_KEY=bench-key "$2" run --input "$IN" --lake "$OUT/lake" \
     --schemas schemas --memory-cap "$CAP" -q --summary-json "$OUT/summary.json" | tee -a "$results"
+  written=$(python3 -c "import json;print(json.load(open('$OUT/summary.json'))['written'])")
+  [ "$written" = "$COUNT" ] || { echo "$1 wrote $written rows, expected $COUNT"; exit 1; }
+}
+for i in $(seq 1 "$RUNS"); do
+  [ -z "$PGO_BIN" ] || run_lakehose lakehose-pgo "$PGO_BIN"
+  run_lakehose lakehose "$BIN"
   measure duckdb "$PY" "$SHARED/anchor_duckdb.py" "$IN" "$OUT/duck" 2 | tee -a "$results"
 done
-written=$(python3 -c "import json;print(json.load(open('$OUT/summary.json'))['written'])")
-[ "$written" = "$COUNT" ] || { echo "lakehose wrote $written rows, expected $COUNT"; exit 1; }
 
 python3 - "$results" "$COUNT" "$SIZE" "$CAP" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 n, size, cap = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+labels = [l for l in ("lakehose-pgo", "lakehose", "duckdb") if any(r[0] == l for r in rows)]
 def med(label, i): return st.median(float(r[i]) for r in rows if r[0] == label)
-lw, dw = med("lakehose", 1), med("duckdb", 1)
-lr, dr = med("lakehose", 2) / 1024, med("duckdb", 2) / 1024
-print(f"\nmedians of {sum(r[0]=='lakehose' for r in rows)} runs each")
-print(f"{'':10}{'wall s':>8}{'records/s':>12}{'MB/s':>8}{'peak RSS MiB':>14}")
-for name, w, r in (("lakehose", lw, lr), ("duckdb", dw, dr)):
-    print(f"{name:10}{w:8.2f}{n / w:12,.0f}{size / 1e6 / w:8.1f}{r:14.0f}")
-print(f"lakehose/duckdb throughput: {dw / lw:.2f}x; lakehose peak RSS vs cap+64 MiB: {lr:.0f} / {cap + 64} MiB")
+print(f"\nmedians of {sum(r[0] == 'duckdb' for r in rows)} runs each")
+print(f"{'':14}{'wall s':>8}{'records/s':>12}{'MB/s':>8}{'peak RSS MiB':>14}")
+for name in labels:
+    w, r = med(name, 1), med(name, 2) / 1024
+    print(f"{name:14}{w:8.2f}{n / w:12,.0f}{size / 1e6 / w:8.1f}{r:14.0f}")
+for name in labels[:-1]:
+    print(f"{name}/duckdb throughput: {med('duckdb', 1) / med(name, 1):.2f}x; "
+          f"peak RSS vs cap+64 MiB: {med(name, 2) / 1024:.0f} / {cap + 64} MiB")
 PY
