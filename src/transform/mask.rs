@@ -202,15 +202,14 @@ pub fn hmac_hex(keyed: &Hmac<Sha256>, data: &[u8]) -> String {
 }
 
 fn hmac_hex_into(keyed: &Hmac<Sha256>, data: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut mac = keyed.clone();
     mac.update(data);
     let digest = mac.finalize().into_bytes();
-    out.reserve(digest.len() * 2);
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
+    // Into a buffer, then appended at once: a push per digit checked the
+    // capacity and encoded a char 64 times per hash.
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).expect("64 digits for 32 bytes");
+    out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
 }
 
 /// A value's text as described in the module docs; borrows for strings.
@@ -245,20 +244,35 @@ fn canonical(value: &Value) -> Value {
 /// All but the last four characters as `*`; four or fewer are hidden entirely, since
 /// showing them would reveal the whole value.
 fn last4_into(text: &str, out: &mut String) {
-    let chars = text.chars().count();
+    // Card numbers are ASCII: characters are bytes.
+    let (chars, keep_from) = if text.is_ascii() {
+        (text.len(), text.len().saturating_sub(4))
+    } else {
+        let chars = text.chars().count();
+        // The byte offset of the first kept char (none kept under five).
+        let keep_from = text
+            .char_indices()
+            .nth(chars.saturating_sub(4))
+            .map_or(text.len(), |(i, _)| i);
+        (chars, keep_from)
+    };
     if chars <= 4 {
-        out.extend(std::iter::repeat_n('*', chars));
+        push_stars(out, chars);
         return;
     }
-    let hidden = chars - 4;
-    // The byte offset of the first kept char; `hidden < chars` so it exists.
-    let keep_from = text
-        .char_indices()
-        .nth(hidden)
-        .map_or(text.len(), |(i, _)| i);
-    out.reserve(hidden + (text.len() - keep_from));
-    out.extend(std::iter::repeat_n('*', hidden));
+    push_stars(out, chars - 4);
     out.push_str(&text[keep_from..]);
+}
+
+/// Append `n` asterisks, a run at a time.
+fn push_stars(out: &mut String, mut n: usize) {
+    const STARS: &str = "********************************";
+    out.reserve(n);
+    while n > 0 {
+        let k = n.min(STARS.len());
+        out.push_str(&STARS[..k]);
+        n -= k;
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +332,12 @@ mod tests {
             (Last4, json!("4111111111111111"), json!("************1111")),
             (Last4, json!(4111111111111111u64), json!("************1111")),
             (Last4, json!("12345"), json!("*2345")),
+            // Longer than one run of stars.
+            (
+                Last4,
+                json!("9".repeat(40)),
+                json!(format!("{}9999", "*".repeat(36))),
+            ),
             // Four characters or fewer are hidden entirely.
             (Last4, json!("1234"), json!("****")),
             (Last4, json!("a"), json!("*")),
