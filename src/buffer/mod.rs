@@ -13,6 +13,7 @@ use crate::checkpoint::Position;
 use crate::encode::errors::{ErrorObject, ErrorRecord};
 use crate::encode::parquet::ParquetObject;
 use crate::error::Result;
+use crate::transform::row::{Row, RowRef};
 use crate::transform::ErrorCategory;
 
 /// What a buffer turns into.
@@ -23,8 +24,11 @@ pub enum Payload {
 
 /// What a buffered record is before it is encoded.
 pub enum Pending {
+    /// A good record: its row is the one at `top` in the chunk's `part`th
+    /// [`Row`] (see [`Buffer::drain_pending`]).
     Row {
-        row: crate::transform::row::Row,
+        part: u32,
+        top: u32,
         input_bytes: usize,
     },
     Error(Box<ErrorRecord>),
@@ -80,17 +84,25 @@ impl Buffer {
         }
     }
 
-    /// Encode the pending records.
-    pub fn drain_pending(&mut self) -> Result<()> {
+    /// Encode the pending records; `parts` are the rows of the chunk they
+    /// came in.
+    pub fn drain_pending(&mut self, parts: &[Row]) -> Result<()> {
         if let Payload::Data(o) = &mut self.payload {
             let mut bytes = 0;
-            let rows: Vec<_> = self
+            let rows: Vec<RowRef> = self
                 .pending
                 .drain(..)
                 .map(|p| match p {
-                    Pending::Row { row, input_bytes } => {
+                    Pending::Row {
+                        part,
+                        top,
+                        input_bytes,
+                    } => {
                         bytes += input_bytes;
-                        row
+                        RowRef {
+                            row: &parts[part as usize],
+                            top,
+                        }
                     }
                     // Routes are typed by kind, so a mismatch is a bug, not bad data.
                     Pending::Error(_) => unreachable!("an error record on a data route"),

@@ -12,7 +12,7 @@ use arrow_schema::SchemaRef;
 
 use crate::schema::columns::{list_item_field, struct_fields};
 use crate::schema::{Column, ColumnType};
-use crate::transform::row::{Cell, Row};
+use crate::transform::row::{Cell, Row, RowRef};
 
 /// Appends JSON values of one column. Builders start empty (arrow's default
 /// is room for 1024 values per column): with hundreds of open partitions the
@@ -65,11 +65,11 @@ impl ColumnBuilder {
     /// Append cell `i` of every row. The flat kinds are matched once per
     /// column rather than once per cell: the per-cell loop is then a tight
     /// one over the rows.
-    fn append_column(&mut self, rows: &[Row], i: usize) {
+    fn append_column(&mut self, rows: &[RowRef], i: usize) {
         match self {
             Self::Int64(b) => {
                 for row in rows {
-                    match row.cells[i] {
+                    match row.cell(i) {
                         Cell::Int(v) => b.append_value(v),
                         _ => b.append_null(),
                     }
@@ -77,7 +77,7 @@ impl ColumnBuilder {
             }
             Self::Timestamp(b) => {
                 for row in rows {
-                    match row.cells[i] {
+                    match row.cell(i) {
                         Cell::Int(v) => b.append_value(v),
                         _ => b.append_null(),
                     }
@@ -85,7 +85,7 @@ impl ColumnBuilder {
             }
             Self::Float64(b) => {
                 for row in rows {
-                    match row.cells[i] {
+                    match row.cell(i) {
                         Cell::Float(v) => b.append_value(v),
                         _ => b.append_null(),
                     }
@@ -93,15 +93,15 @@ impl ColumnBuilder {
             }
             Self::Utf8(b) | Self::JsonText(b) => {
                 for row in rows {
-                    match row.cells[i] {
-                        Cell::Str { start, len } => b.append_value(row.str(start, len)),
+                    match row.cell(i) {
+                        Cell::Str { start, len } => b.append_value(row.row.str(start, len)),
                         _ => b.append_null(),
                     }
                 }
             }
             _ => {
                 for row in rows {
-                    self.append(row, row.cells[i]);
+                    self.append(row.row, row.cell(i));
                 }
             }
         }
@@ -212,20 +212,18 @@ impl ColumnBuilder {
     }
 }
 
-/// Rows appended per step (a few KiB of cells and text: well within L1).
+/// Rows appended per step (a few KiB of cells: well within L1).
 const PREFETCH_ROWS: usize = 16;
 
-/// Ask for the cache lines of these rows' cells and text. The rows were
-/// made on other cores, each in allocations of its own: read one after the
-/// other, every line is a cache miss waited for in turn; asked for together,
-/// the misses overlap.
-fn prefetch(rows: &[Row]) {
-    for row in rows {
-        prefetch_bytes(
-            row.cells.as_ptr().cast(),
-            std::mem::size_of_val(row.cells.as_slice()),
-        );
-        prefetch_bytes(row.text.as_ptr(), row.text.len());
+/// Ask for the cache lines of these rows' top-level cells. The rows were
+/// made on other cores, and a partition's rows are spread over the
+/// chunk's: read one after the other, every line is a cache miss waited
+/// for in turn; asked for together, the misses overlap.
+fn prefetch(rows: &[RowRef], columns: usize) {
+    for r in rows {
+        let top = &r.row.cells[r.top as usize..];
+        let cells = &top[..columns.min(top.len())];
+        prefetch_bytes(cells.as_ptr().cast(), std::mem::size_of_val(cells));
     }
 }
 
@@ -261,22 +259,24 @@ impl BatchBuilder {
         }
     }
 
+    /// Append a row that holds one record.
     pub fn append(&mut self, row: &Row) {
-        self.append_all(std::slice::from_ref(row));
+        self.append_all(&[RowRef { row, top: 0 }]);
     }
 
     /// Append rows column by column: one builder at a time keeps its
     /// buffers in cache and its branch predictable. Rows go a step at a
     /// time, the next step's memory asked for while this one is appended
     /// (see [`prefetch`]).
-    pub fn append_all(&mut self, rows: &[Row]) {
+    pub fn append_all(&mut self, rows: &[RowRef]) {
+        let columns = self.builders.len();
         let mut steps = rows.chunks(PREFETCH_ROWS).peekable();
         if let Some(first) = steps.peek() {
-            prefetch(first);
+            prefetch(first, columns);
         }
         while let Some(step) = steps.next() {
             if let Some(next) = steps.peek() {
-                prefetch(next);
+                prefetch(next, columns);
             }
             for (i, b) in self.builders.iter_mut().enumerate() {
                 b.append_column(step, i);

@@ -18,7 +18,7 @@ use super::arrow::BatchBuilder;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
 use crate::transform::mask::MaskKind;
-use crate::transform::row::Row;
+use crate::transform::row::{Row, RowRef};
 
 /// Rows per Parquet row group: large groups compress and scan best, and
 /// Athena splits work by row group.
@@ -159,7 +159,7 @@ impl ParquetObject {
     }
 
     /// Append rows whose records took `input_bytes` in all.
-    pub fn append_all(&mut self, rows: &[Row], input_bytes: usize) {
+    pub fn append_all(&mut self, rows: &[RowRef], input_bytes: usize) {
         let mut rest = rows;
         while !rest.is_empty() {
             let room = BATCH_ROWS - self.rows.rows();
@@ -174,8 +174,15 @@ impl ParquetObject {
         self.total_rows += rows.len() as u64;
     }
 
+    /// Append a row that holds one record.
     pub fn append(&mut self, record: &Row, input_bytes: usize) {
-        self.append_all(std::slice::from_ref(record), input_bytes);
+        self.append_all(
+            &[RowRef {
+                row: record,
+                top: 0,
+            }],
+            input_bytes,
+        );
     }
 
     pub fn rows(&self) -> u64 {
@@ -367,10 +374,14 @@ mod tests {
             let mut o = ParquetObject::new(&t, Arc::default()).unwrap();
             let mut n = 0i64;
             for &k in *appends {
-                let rows: Vec<Row> = (n..n + k as i64)
-                    .map(|i| Row::from_value(&t.columns, &json!({"n": i, "s": i.to_string()})))
+                // One Row holds them all, as a transform job's does.
+                let mut rows = Row::default();
+                let tops: Vec<u32> = (n..n + k as i64)
+                    .map(|i| rows.push_value(&t.columns, &json!({"n": i, "s": i.to_string()})))
                     .collect();
-                o.append_all(&rows, k * 10);
+                let refs: Vec<RowRef> =
+                    tops.iter().map(|&top| RowRef { row: &rows, top }).collect();
+                o.append_all(&refs, k * 10);
                 n += k as i64;
             }
             assert_eq!(o.rows(), n as u64, "{appends:?}");

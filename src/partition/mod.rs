@@ -99,19 +99,21 @@ pub fn partition_path_with<'a>(
     out
 }
 
-/// A record's route: `<table>/<partition path>`, in one allocation (this
-/// runs for every record), and where in it the partition path starts.
-pub fn route_with<'a>(
+/// Append a record's route, `<table>/<partition path>`, to `out` (this
+/// runs for every record: no allocation of its own); returns where in
+/// what it appended the partition path starts.
+pub fn route_into<'a>(
+    out: &mut String,
     t: &TableSchema,
     event_ms: i64,
     value: impl Fn(usize) -> Option<Cow<'a, str>>,
-) -> (String, usize) {
-    let mut out = String::with_capacity(t.name.len() + 64);
+) -> usize {
+    let start = out.len();
     out.push_str(&t.name);
     out.push('/');
-    let at = out.len();
-    partition_path_into(&mut out, t, event_ms, value);
-    (out, at)
+    let at = out.len() - start;
+    partition_path_into(out, t, event_ms, value);
+    at
 }
 
 fn partition_path_into<'a>(
@@ -277,7 +279,12 @@ mod tests {
     fn routes_prefix_the_table() {
         let t = table();
         let rec = json!({"VendorID": 7});
-        let (route, at) = route_with(&t, 0, |i| field_text(&rec, &t.ext.partition[i].field));
+        // Appended after what the string holds.
+        let mut out = String::from("before");
+        let at = route_into(&mut out, &t, 0, |i| {
+            field_text(&rec, &t.ext.partition[i].field)
+        });
+        let route = &out["before".len()..];
         assert_eq!(route, "t/year=1970/month=01/day=01/hour=00/vendor_id=7");
         assert_eq!(&route[at..], partition_path(&t, 0, &rec));
     }

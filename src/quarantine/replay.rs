@@ -21,6 +21,7 @@ use crate::encode::errors::{read_error_object, ErrorObject, ErrorRecord};
 use crate::encode::parquet::ParquetObject;
 use crate::error::{Error, Result};
 use crate::sink::ObjectStore;
+use crate::transform::row::Row;
 use crate::transform::{Outcome, Transformer};
 
 /// Which error objects to replay, and how.
@@ -242,6 +243,7 @@ pub fn replay(
                 })
                 .cloned()
                 .collect();
+            let mut row = Row::default();
             match transformer.retransform(
                 &raw,
                 rec.arrival_timestamp,
@@ -249,13 +251,14 @@ pub fn replay(
                 &rec.masked_fields,
                 &trusted,
                 &rec.stream,
+                &mut row,
             ) {
                 Outcome::Ok(tr) => {
                     passed += 1;
                     *report.passed.entry(k.category.to_owned()).or_default() += 1;
-                    rows.entry((tr.table, tr.partition().to_owned()))
+                    rows.entry((tr.table, tr.partition(&row).to_owned()))
                         .or_default()
-                        .push((tr.row, tr.input_bytes));
+                        .push((row, tr.input_bytes));
                 }
                 Outcome::Failed(f) => {
                     failed += 1;

@@ -98,9 +98,10 @@ pub struct CompiledTable {
     cells_hint: usize,
 }
 
-/// What the compiled path makes of a good record.
+/// What the compiled path makes of a good record, besides its row.
 pub struct Decoded {
-    pub row: Row,
+    /// Where the record's top-level cells start in the row it went to.
+    pub top: u32,
     /// Event time, epoch ms (None: the table declares none).
     pub event_ms: Option<i64>,
     /// The partition fields' values as text (None: missing or null), in
@@ -110,14 +111,15 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    /// The `i`th partition field's value as text.
-    pub fn partition_value(&self, i: usize) -> Option<Cow<'_, str>> {
-        self.partition[i].map(|(s, l)| Cow::Borrowed(self.row.str(s, l)))
+    /// The `i`th partition field's value as text; `row` is the one the
+    /// record was decoded into.
+    pub fn partition_value<'r>(&self, row: &'r Row, i: usize) -> Option<Cow<'r, str>> {
+        self.partition[i].map(|(s, l)| Cow::Borrowed(row.str(s, l)))
     }
 
     /// The record id as text (None: missing, null or not a scalar).
-    pub fn record_id(&self) -> Option<&str> {
-        self.record_id.map(|(s, l)| self.row.str(s, l))
+    pub fn record_id<'r>(&self, row: &'r Row) -> Option<&'r str> {
+        self.record_id.map(|(s, l)| row.str(s, l))
     }
 }
 
@@ -514,17 +516,41 @@ impl CompiledTable {
         })
     }
 
-    /// Decode a good record into its row; None hands it to the general path.
-    pub fn decode(&self, raw: &[u8], masker: &Masker, source: &str) -> Option<Decoded> {
+    /// Decode a good record onto the end of `row`; None hands it to the
+    /// general path, and leaves `row` as it was.
+    pub fn decode(
+        &self,
+        raw: &[u8],
+        masker: &Masker,
+        source: &str,
+        row: &mut Row,
+    ) -> Option<Decoded> {
+        let (cells, text) = (row.cells.len(), row.text.len());
+        let d = self.decode_onto(raw, masker, source, row);
+        if d.is_none() {
+            row.truncate(cells, text);
+        }
+        d
+    }
+
+    fn decode_onto(
+        &self,
+        raw: &[u8],
+        masker: &Masker,
+        source: &str,
+        row: &mut Row,
+    ) -> Option<Decoded> {
         // serde_json checks UTF-8 inside strings, and any other non-ASCII
         // byte is a syntax error there: checking the record once is the same.
         let text = std::str::from_utf8(raw).ok()?;
-        let mut row = Row::with_capacity(self.cells_hint, raw.len() / 2);
+        row.cells.reserve(self.cells_hint);
+        row.text.reserve(raw.len() / 2);
+        let top = row.cells.len() as u32;
         let mut cx = Scan {
             b: text.as_bytes(),
             s: text,
             i: 0,
-            row: &mut row,
+            row,
             masker,
             unit: self.unit,
             event_ms: None,
@@ -546,7 +572,7 @@ impl CompiledTable {
             return None;
         }
         let src = row.push_str(source);
-        row.cells[self.columns - 1] = src;
+        row.cells[top as usize + self.columns - 1] = src;
         let text = |c: Option<Cell>| match c {
             Some(Cell::Str { start, len }) => Some((start, len)),
             _ => None,
@@ -556,10 +582,10 @@ impl CompiledTable {
             *p = text(captured[i as usize]);
         }
         Some(Decoded {
+            top,
             partition,
             record_id: self.record_id.and_then(|i| text(captured[i as usize])),
             event_ms,
-            row,
         })
     }
 }

@@ -90,13 +90,17 @@ pub struct FailedRecord {
 #[derive(Debug, Clone)]
 pub struct Transformed {
     pub table: usize,
-    /// `<table>/<partition path>`: the buffer it goes to.
-    pub route: String,
-    /// Where the partition path starts in `route`.
-    pub partition_at: usize,
-    /// Validated record in column order: timestamps as epoch millis,
-    /// source tag added, sensitive fields masked.
-    pub row: Row,
+    /// Where `<table>/<partition path>`, the buffer it goes to, is in the
+    /// text of the [`Row`] it was transformed into: start and length (see
+    /// [`Transformed::route`]). Kept there, not in a String of its own: an
+    /// allocation per record, freed on another thread.
+    pub route_span: (u32, u32),
+    /// Where the partition path starts in the route.
+    pub partition_at: u32,
+    /// Where the record's top-level cells start in the [`Row`] it was
+    /// transformed into: the validated record in column order, timestamps
+    /// as epoch millis, source tag added, sensitive fields masked.
+    pub top: u32,
     /// Digest of the record id ([`DedupWindow::digest`]), for tables with
     /// a `record_id` whose value is a string or number.
     pub id_digest: Option<u64>,
@@ -105,9 +109,14 @@ pub struct Transformed {
 }
 
 impl Transformed {
+    /// `<table>/<partition path>`; `rows` is the row it was transformed into.
+    pub fn route<'r>(&self, rows: &'r Row) -> &'r str {
+        rows.str(self.route_span.0, self.route_span.1)
+    }
+
     /// `year=YYYY/month=MM/day=DD/hour=HH/<key>=<value>...`
-    pub fn partition(&self) -> &str {
-        &self.route[self.partition_at..]
+    pub fn partition<'r>(&self, rows: &'r Row) -> &'r str {
+        &self.route(rows)[self.partition_at as usize..]
     }
 }
 
@@ -116,6 +125,11 @@ impl Transformed {
 pub enum Outcome {
     Ok(Transformed),
     Failed(FailedRecord),
+}
+
+thread_local! {
+    /// A route being made on the compiled path, kept across records.
+    static ROUTE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// How records find their table.
@@ -188,36 +202,49 @@ impl Transformer {
         &self.registry
     }
 
+    /// Transform a record; a good one's row is appended to `rows`.
     /// `arrival_ms` is used as event time for tables that declare none.
-    pub fn transform(&self, raw: &[u8], arrival_ms: i64) -> Outcome {
+    pub fn transform(&self, raw: &[u8], arrival_ms: i64, rows: &mut Row) -> Outcome {
         if raw.len() <= self.max_record_bytes {
-            if let Some(tr) = self.transform_compiled(raw, arrival_ms) {
+            if let Some(tr) = self.transform_compiled(raw, arrival_ms, rows) {
                 return Outcome::Ok(tr);
             }
         }
-        self.transform_with(raw, arrival_ms, None, &[], &[], None)
+        self.transform_with(raw, arrival_ms, None, &[], &[], None, rows)
     }
 
     /// The compiled path (see [`compiled`]): Some for a record it proves
     /// good, None to leave the record to the general path.
-    pub fn transform_compiled(&self, raw: &[u8], arrival_ms: i64) -> Option<Transformed> {
+    pub fn transform_compiled(
+        &self,
+        raw: &[u8],
+        arrival_ms: i64,
+        rows: &mut Row,
+    ) -> Option<Transformed> {
         let table = match &self.routing {
             Routing::Fixed(t) => *t,
             Routing::Field(f) => self.registry.index_of(&route_field(raw, f)?)?,
         };
         let compiled = self.compiled[table].as_ref()?;
         let schema = self.registry.by_index(table);
-        let d = compiled.decode(raw, &self.maskers[table], &self.source)?;
-        let (route, partition_at) =
-            partition::route_with(schema, d.event_ms.unwrap_or(arrival_ms), |i| {
-                d.partition_value(i)
+        let d = compiled.decode(raw, &self.maskers[table], &self.source, rows)?;
+        // Made aside: the partition values it is made of are in the row's
+        // text, which it is then appended to.
+        let (route_span, partition_at) = ROUTE.with_borrow_mut(|route| {
+            route.clear();
+            let at = partition::route_into(route, schema, d.event_ms.unwrap_or(arrival_ms), |i| {
+                d.partition_value(rows, i)
             });
-        let id_digest = d.record_id().map(DedupWindow::digest);
+            let start = rows.text.len() as u32;
+            rows.text.push_str(route);
+            ((start, route.len() as u32), at as u32)
+        });
+        let id_digest = d.record_id(rows).map(DedupWindow::digest);
         Some(Transformed {
             table,
-            route,
+            route_span,
             partition_at,
-            row: d.row,
+            top: d.top,
             id_digest,
             input_bytes: raw.len(),
         })
@@ -229,7 +256,9 @@ impl Transformer {
     /// those of them whose violations are not held against the record: the
     /// stored value is a mask, not what the producer sent, and it passed
     /// validation the first time. `source` is the record's original source,
-    /// kept in the `source` column.
+    /// kept in the `source` column. A good record's row is appended to
+    /// `rows`.
+    #[allow(clippy::too_many_arguments)]
     pub fn retransform(
         &self,
         raw: &[u8],
@@ -238,10 +267,20 @@ impl Transformer {
         premasked: &[String],
         trusted: &[String],
         source: &str,
+        rows: &mut Row,
     ) -> Outcome {
-        self.transform_with(raw, arrival_ms, table, premasked, trusted, Some(source))
+        self.transform_with(
+            raw,
+            arrival_ms,
+            table,
+            premasked,
+            trusted,
+            Some(source),
+            rows,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn transform_with(
         &self,
         raw: &[u8],
@@ -250,6 +289,7 @@ impl Transformer {
         premasked: &[String],
         trusted: &[String],
         source: Option<&str>,
+        rows: &mut Row,
     ) -> Outcome {
         let too_large = raw.len() > self.max_record_bytes;
         let parsed: Value = match serde_json::from_slice(raw) {
@@ -375,10 +415,14 @@ impl Transformer {
             map.insert(SOURCE_COLUMN.to_owned(), Value::String(source.to_owned()));
         }
         self.maskers[table].apply_except(&mut value, premasked);
-        let (route, partition_at) =
-            partition::route_with(schema, event_ms.unwrap_or(arrival_ms), |i| {
-                partition::field_text(&value, &schema.ext.partition[i].field)
-            });
+        let start = rows.text.len();
+        let partition_at = partition::route_into(
+            &mut rows.text,
+            schema,
+            event_ms.unwrap_or(arrival_ms),
+            |i| partition::field_text(&value, &schema.ext.partition[i].field),
+        );
+        let route_span = (start as u32, (rows.text.len() - start) as u32);
         let id_digest = schema
             .ext
             .record_id
@@ -386,9 +430,9 @@ impl Transformer {
             .and_then(|f| record_digest(&value, f));
         Outcome::Ok(Transformed {
             table,
-            route,
-            partition_at,
-            row: Row::from_value(&schema.columns, &value),
+            route_span,
+            partition_at: partition_at as u32,
+            top: rows.push_value(&schema.columns, &value),
             id_digest,
             input_bytes: raw.len(),
         })

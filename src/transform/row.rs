@@ -1,9 +1,12 @@
-//! A transformed record in the table's column order, ready for the Arrow
-//! builders: a flat list of cells plus the row's text, so a record costs two
-//! allocations instead of a tree of maps and strings.
+//! Transformed records in the table's column order, ready for the Arrow
+//! builders: a flat list of cells plus the records' text. A [`Row`] holds
+//! any number of records one after the other: a transform job's records
+//! share one, so they cost two allocations per job rather than a tree of
+//! maps and strings (or even two allocations) per record.
 //!
-//! `cells[..columns.len()]` are the top-level columns. A struct's members
-//! and a list's items sit further on in the same list (see [`Cell`]).
+//! A record's top-level columns are `cells[top..top + columns.len()]` (see
+//! [`RowRef`]). A struct's members and a list's items sit further on in the
+//! same list (see [`Cell`]); every position is absolute within the `Row`.
 //!
 //! Both transform paths end here: the compiled one (`compiled`) fills a row
 //! while it parses, the general one converts its `serde_json::Value` with
@@ -40,7 +43,7 @@ pub enum Cell {
     },
 }
 
-/// A record in column order.
+/// Records in column order, one after the other.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     pub cells: Vec<Cell>,
@@ -106,41 +109,31 @@ impl Row {
         }
     }
 
-    /// The cell at a dotted path of column sources through structs (Null
-    /// when absent).
-    pub fn at(&self, columns: &[Column], path: &str) -> Cell {
-        let (mut cols, mut start) = (columns, 0usize);
-        let mut segs = path.split('.').peekable();
-        while let Some(seg) = segs.next() {
-            let Some(i) = cols.iter().position(|c| c.source == seg) else {
-                return Cell::Null;
-            };
-            let cell = self.cells[start + i];
-            if segs.peek().is_none() {
-                return cell;
-            }
-            match (cell, &cols[i].ty) {
-                (Cell::Struct { start: s }, ColumnType::Struct(members)) => {
-                    cols = members;
-                    start = s as usize;
-                }
-                _ => return Cell::Null,
-            }
-        }
-        Cell::Null
-    }
-
-    /// Convert a transformed record (timestamps already epoch millis,
-    /// source tag added, masks applied) into a row of `columns`.
+    /// A row of `columns` holding one transformed record (timestamps
+    /// already epoch millis, source tag added, masks applied), at top 0.
     pub fn from_value(columns: &[Column], record: &Value) -> Row {
         let mut row = Row::with_capacity(columns.len() + 8, 256);
-        let start = row.reserve_block(columns.len());
+        row.push_value(columns, record);
+        row
+    }
+
+    /// Append a transformed record as a row of `columns`; returns where
+    /// its top-level cells start.
+    pub fn push_value(&mut self, columns: &[Column], record: &Value) -> u32 {
+        let start = self.reserve_block(columns.len());
         let obj = record.as_object();
         for (i, c) in columns.iter().enumerate() {
-            let cell = row.cell_of(&c.ty, obj.and_then(|o| o.get(&c.source)));
-            row.cells[start as usize + i] = cell;
+            let cell = self.cell_of(&c.ty, obj.and_then(|o| o.get(&c.source)));
+            self.cells[start as usize + i] = cell;
         }
-        row
+        start
+    }
+
+    /// Drop everything from `cells` cells and `text` bytes on: what a
+    /// record abandoned half-way left behind.
+    pub fn truncate(&mut self, cells: usize, text: usize) {
+        self.cells.truncate(cells);
+        self.text.truncate(text);
     }
 
     /// The cell for one value of a column of type `ty`. A value of another
@@ -194,6 +187,44 @@ impl Row {
                 }
             }
         }
+    }
+}
+
+/// One record of a [`Row`]: its top-level cells start at `top`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub row: &'a Row,
+    pub top: u32,
+}
+
+impl<'a> RowRef<'a> {
+    /// Top-level cell `i`.
+    pub fn cell(&self, i: usize) -> Cell {
+        self.row.cells[self.top as usize + i]
+    }
+
+    /// The cell at a dotted path of column sources through structs (Null
+    /// when absent).
+    pub fn at(&self, columns: &[Column], path: &str) -> Cell {
+        let (mut cols, mut start) = (columns, self.top as usize);
+        let mut segs = path.split('.').peekable();
+        while let Some(seg) = segs.next() {
+            let Some(i) = cols.iter().position(|c| c.source == seg) else {
+                return Cell::Null;
+            };
+            let cell = self.row.cells[start + i];
+            if segs.peek().is_none() {
+                return cell;
+            }
+            match (cell, &cols[i].ty) {
+                (Cell::Struct { start: s }, ColumnType::Struct(members)) => {
+                    cols = members;
+                    start = s as usize;
+                }
+                _ => return Cell::Null,
+            }
+        }
+        Cell::Null
     }
 }
 

@@ -41,14 +41,21 @@ fn transformer(routing: Routing) -> Transformer {
 
 const ARRIVAL: i64 = 1_700_000_000_000;
 
+/// Transform one record into a row of its own.
+fn run(t: &Transformer, raw: &[u8], arrival_ms: i64) -> (Outcome, Row) {
+    let mut row = Row::default();
+    (t.transform(raw, arrival_ms, &mut row), row)
+}
+
 /// A scalar of a transformed row as JSON, by dotted path.
-fn at(t: &Transformer, tr: &Transformed, path: &str) -> Value {
+fn at(t: &Transformer, tr: &Transformed, row: &Row, path: &str) -> Value {
     let cols = &t.registry().by_index(tr.table).columns;
-    match tr.row.at(cols, path) {
+    let r = row::RowRef { row, top: tr.top };
+    match r.at(cols, path) {
         row::Cell::Int(i) => json!(i),
         row::Cell::Float(f) => json!(f),
         row::Cell::Bool(b) => json!(b),
-        c @ row::Cell::Str { .. } => json!(tr.row.scalar_text(c).unwrap()),
+        c @ row::Cell::Str { .. } => json!(row.scalar_text(c).unwrap()),
         _ => Value::Null,
     }
 }
@@ -109,7 +116,7 @@ fn categories() {
         (&big, Some(ErrorCategory::RecordTooLarge), &[]),
     ];
     for (input, want, details) in cases {
-        match (t.transform(input.as_bytes(), ARRIVAL), want) {
+        match (run(&t, input.as_bytes(), ARRIVAL).0, want) {
             (Outcome::Ok(_), None) => {}
             (Outcome::Failed(f), Some(cat)) => {
                 assert_eq!(f.category, cat, "{input}: {}", f.message);
@@ -133,18 +140,18 @@ fn categories() {
 fn good_record_is_standardised_tagged_and_masked() {
     let t = transformer(Routing::Fixed(0));
     let input = r#"{"id":"a","VendorID":2,"pickup":"2024-02-29T19:00:00-05:00","rider":{"email":"a@b.co"},"card":"4111111111111111"}"#;
-    let Outcome::Ok(tr) = t.transform(input.as_bytes(), ARRIVAL) else {
+    let (Outcome::Ok(tr), row) = run(&t, input.as_bytes(), ARRIVAL) else {
         panic!("should pass")
     };
-    assert_eq!(at(&t, &tr, "pickup"), json!(1_709_251_200_000_i64));
-    assert_eq!(at(&t, &tr, "source"), "src");
-    assert_eq!(at(&t, &tr, "card"), "************1111");
-    let email = at(&t, &tr, "rider.email");
+    assert_eq!(at(&t, &tr, &row, "pickup"), json!(1_709_251_200_000_i64));
+    assert_eq!(at(&t, &tr, &row, "source"), "src");
+    assert_eq!(at(&t, &tr, &row, "card"), "************1111");
+    let email = at(&t, &tr, &row, "rider.email");
     let email = email.as_str().unwrap();
     assert_eq!(email.len(), 64);
     assert_ne!(email, "a@b.co");
     assert_eq!(
-        tr.partition(),
+        tr.partition(&row),
         "year=2024/month=03/day=01/hour=00/vendor_id=2"
     );
 }
@@ -161,7 +168,7 @@ fn failed_records_hold_no_raw_pii() {
         r#"{"id":"a","VendorID":2,"pickup":0,"rider":{"email":"secret@x.co"},"card":"4111111111111111","n":"x"}"#,
     ];
     for input in cases {
-        let Outcome::Failed(f) = t.transform(input.as_bytes(), ARRIVAL) else {
+        let (Outcome::Failed(f), _) = run(&t, input.as_bytes(), ARRIVAL) else {
             panic!("{input} should fail")
         };
         let stored = String::from_utf8(f.data.clone()).unwrap();
@@ -189,17 +196,17 @@ fn routing_by_field() {
         (json!({"type": 5}), Err(ErrorCategory::Unrouted)),
     ];
     for (rec, want) in cases {
-        let out = t.transform(rec.to_string().as_bytes(), ARRIVAL);
+        let (out, row) = run(&t, rec.to_string().as_bytes(), ARRIVAL);
         match (out, want) {
             (Outcome::Ok(tr), Ok(table)) => {
                 assert_eq!(tr.table, table);
-                assert_eq!(at(&t, &tr, "secret"), mask::REDACTED);
+                assert_eq!(at(&t, &tr, &row, "secret"), mask::REDACTED);
                 // no event time declared: arrival time partitions
                 assert!(
-                    tr.partition()
+                    tr.partition(&row)
                         .starts_with("year=2023/month=11/day=14/hour=22"),
                     "{}",
-                    tr.partition()
+                    tr.partition(&row)
                 );
             }
             (Outcome::Failed(f), Err(cat)) => {
@@ -220,13 +227,17 @@ fn routing_by_field() {
 fn retransform_masks_once_and_trusts_only_fields_that_passed() {
     let t = transformer(Routing::Fixed(0));
     let hashed = {
-        let Outcome::Ok(tr) = t.transform(
+        let (Outcome::Ok(tr), row) = run(
+            &t,
             br#"{"id":"a","VendorID":1,"pickup":"2024-03-01T05:00:00Z","rider":{"email":"a@b.co"}}"#,
             0,
         ) else {
             panic!("valid record failed")
         };
-        at(&t, &tr, "rider.email").as_str().unwrap().to_owned()
+        at(&t, &tr, &row, "rider.email")
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let stored = format!(
         r#"{{"id":"a","VendorID":1,"pickup":"2024-03-01T05:00:00Z","rider":{{"email":"{hashed}"}},"card":"************1234"}}"#
@@ -240,12 +251,21 @@ fn retransform_masks_once_and_trusts_only_fields_that_passed() {
         (vec!["card".to_string()], Err("/rider/email")),
     ];
     for (trusted, want) in cases {
-        let out = t.retransform(stored.as_bytes(), 0, Some(0), &premasked, &trusted, "orig");
+        let mut row = Row::default();
+        let out = t.retransform(
+            stored.as_bytes(),
+            0,
+            Some(0),
+            &premasked,
+            &trusted,
+            "orig",
+            &mut row,
+        );
         match (out, want) {
             (Outcome::Ok(tr), Ok(email)) => {
-                assert_eq!(at(&t, &tr, "rider.email"), email, "masked twice");
-                assert_eq!(at(&t, &tr, "card"), "************1234");
-                assert_eq!(at(&t, &tr, "source"), "orig");
+                assert_eq!(at(&t, &tr, &row, "rider.email"), email, "masked twice");
+                assert_eq!(at(&t, &tr, &row, "card"), "************1234");
+                assert_eq!(at(&t, &tr, &row, "source"), "orig");
             }
             (Outcome::Failed(f), Err(path)) => {
                 assert!(f.details.iter().any(|d| d.path == path), "{:?}", f.details);
