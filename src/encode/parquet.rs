@@ -146,8 +146,10 @@ pub struct ParquetObject {
 
 impl ParquetObject {
     /// An empty object of table `t`, encoded by the table's `advice`.
-    pub fn new(t: &TableSchema, advice: Arc<DictionaryAdvice>) -> Result<Self> {
-        Ok(ParquetObject {
+    /// Infallible: it is made in the routing loop, which must not stop
+    /// half-way through a chunk (see `Pipeline::process`).
+    pub fn new(t: &TableSchema, advice: Arc<DictionaryAdvice>) -> Self {
+        ParquetObject {
             table: t.name.clone(),
             props: writer_properties(t),
             advice,
@@ -155,7 +157,7 @@ impl ParquetObject {
             batches: Vec::new(),
             input_bytes: 0,
             total_rows: 0,
-        })
+        }
     }
 
     /// Append rows whose records took `input_bytes` in all.
@@ -300,7 +302,7 @@ mod tests {
             "x": {"type": "number"}, "n": {"type": "integer"}, "s": {"type": "string"}
         }, "x-lakehose": {}});
         let t = TableSchema::from_value(s, "t", Path::new("t.json")).unwrap();
-        let mut o = ParquetObject::new(&t, advice.clone()).unwrap();
+        let mut o = ParquetObject::new(&t, advice.clone());
         for (x, n) in xs.iter().zip(ns) {
             o.append(
                 &Row::from_value(&t.columns, &json!({"x": x, "n": n, "s": "a"})),
@@ -371,7 +373,7 @@ mod tests {
             &[10, BATCH_ROWS * 2, 7],
         ];
         for appends in cases {
-            let mut o = ParquetObject::new(&t, Arc::default()).unwrap();
+            let mut o = ParquetObject::new(&t, Arc::default());
             let mut n = 0i64;
             for &k in *appends {
                 // One Row holds them all, as a transform job's does.

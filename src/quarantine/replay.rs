@@ -307,7 +307,7 @@ pub fn replay(
         }
         for ((t, partition), values) in rows {
             let schema = registry.by_index(t);
-            let mut obj = ParquetObject::new(schema, Arc::default())?;
+            let mut obj = ParquetObject::new(schema, Arc::default());
             for (v, n) in &values {
                 obj.append(v, *n);
             }
