@@ -309,10 +309,10 @@ impl Pipeline {
             .into_iter()
             .enumerate()
             .flat_map(|(part, list)| list.into_iter().map(move |o| (part as u32, o)));
-        // Nothing in this loop may fail: a record's position is noted in
-        // its buffer's ranges before its row is appended (below), and a
-        // flush on the way out of a failed run would save intents covering
-        // records its objects do not hold.
+        // Nothing from here to the appends below may fail: a record's
+        // position is noted in its buffer's ranges before its row is
+        // appended, and a flush on the way out of a failed run would save
+        // intents covering records its objects do not hold.
         for (i, (part, outcome)) in outcomes.enumerate() {
             let pos = chunk.records[i].2;
             self.summary.records_in += 1;
@@ -421,7 +421,7 @@ impl Pipeline {
         // copied again here.)
         for b in self.buffers.values_mut() {
             if !b.pending.is_empty() {
-                b.drain_pending(&rows)?;
+                b.drain_pending(&rows);
             }
         }
         if chunk.end_of_shard {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::checkpoint::Position;
 use crate::encode::errors::{ErrorObject, ErrorRecord};
 use crate::encode::parquet::ParquetObject;
-use crate::error::Result;
 use crate::transform::row::{Row, RowRef};
 use crate::transform::ErrorCategory;
 
@@ -85,8 +84,8 @@ impl Buffer {
     }
 
     /// Encode the pending records; `parts` are the rows of the chunk they
-    /// came in.
-    pub fn drain_pending(&mut self, parts: &[Row]) -> Result<()> {
+    /// came in. Infallible: the buffer's ranges already cover them.
+    pub fn drain_pending(&mut self, parts: &[Row]) {
         if let Payload::Data(o) = &mut self.payload {
             let mut bytes = 0;
             let rows: Vec<RowRef> = self
@@ -109,16 +108,15 @@ impl Buffer {
                 })
                 .collect();
             o.append_all(&rows, bytes);
-            return Ok(());
+            return;
         }
         for p in self.pending.drain(..) {
             match (&mut self.payload, p) {
-                (Payload::Errors(o), Pending::Error(rec)) => o.append(&rec)?,
+                (Payload::Errors(o), Pending::Error(rec)) => o.append(&rec),
                 // Routes are typed by kind, so a mismatch is a bug, not bad data.
                 _ => unreachable!("record kind does not match its route's payload"),
             }
         }
-        Ok(())
     }
 
     pub fn rows(&self) -> u64 {
@@ -249,7 +247,7 @@ mod tests {
             details: vec![],
             masked_fields: vec![],
         };
-        o.append(&rec).unwrap();
+        o.append(&rec);
         Buffer::new(
             RouteKind::Errors {
                 table: None,

@@ -319,7 +319,7 @@ pub fn replay(
         for ((dir, category), recs) in again {
             let mut obj = ErrorObject::new();
             for r in &recs {
-                obj.append(r)?;
+                obj.append(r);
             }
             let out_key = format!(
                 "{prefix}errors/{dir}/{category}/{}/{name}.ndjson.gz",
