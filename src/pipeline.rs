@@ -880,9 +880,7 @@ fn transform_chunk(t: &Transformer, chunk: &Chunk) -> Vec<Part> {
         .map(|p| {
             let range = p * per_part..((p + 1) * per_part).min(n);
             let bytes: usize = chunk.records[range.clone()].iter().map(|r| r.1 - r.0).sum();
-            // Sized for rows like the taxi events' (26 cells; text, route
-            // included, a third of the JSON's size); they grow if need be.
-            let mut rows = Row::with_capacity(range.len() * 28, bytes / 3);
+            let mut rows = t.rows_for(range.len(), bytes);
             let outcomes = range
                 .map(|i| t.transform(chunk.record(i), chunk.arrival(i), &mut rows))
                 .collect();

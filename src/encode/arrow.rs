@@ -261,7 +261,7 @@ impl BatchBuilder {
 
     /// Append a row that holds one record.
     pub fn append(&mut self, row: &Row) {
-        self.append_all(&[RowRef { row, top: 0 }]);
+        self.append_all(&[RowRef::only(row)]);
     }
 
     /// Append rows column by column: one builder at a time keeps its

@@ -178,13 +178,7 @@ impl ParquetObject {
 
     /// Append a row that holds one record.
     pub fn append(&mut self, record: &Row, input_bytes: usize) {
-        self.append_all(
-            &[RowRef {
-                row: record,
-                top: 0,
-            }],
-            input_bytes,
-        );
+        self.append_all(&[RowRef::only(record)], input_bytes);
     }
 
     pub fn rows(&self) -> u64 {

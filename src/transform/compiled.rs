@@ -94,8 +94,6 @@ pub struct CompiledTable {
     partition: Vec<u8>,
     /// Capture slot of the record id, if the table has one.
     record_id: Option<u8>,
-    /// Rough cells per row, to size rows once.
-    cells_hint: usize,
 }
 
 /// What the compiled path makes of a good record, besides its row.
@@ -506,7 +504,6 @@ impl CompiledTable {
             .collect();
         let record_id = t.ext.record_id.as_deref().and_then(slot);
         Ok(CompiledTable {
-            cells_hint: count_cells(&t.columns),
             root,
             columns: t.columns.len(),
             unit: t.ext.epoch_unit,
@@ -543,8 +540,6 @@ impl CompiledTable {
         // serde_json checks UTF-8 inside strings, and any other non-ASCII
         // byte is a syntax error there: checking the record once is the same.
         let text = std::str::from_utf8(raw).ok()?;
-        row.cells.reserve(self.cells_hint);
-        row.text.reserve(raw.len() / 2);
         let top = row.cells.len() as u32;
         let mut cx = Scan {
             b: text.as_bytes(),
@@ -588,16 +583,6 @@ impl CompiledTable {
             event_ms,
         })
     }
-}
-
-fn count_cells(cols: &[crate::schema::Column]) -> usize {
-    cols.iter()
-        .map(|c| match &c.ty {
-            ColumnType::Struct(m) => 1 + count_cells(m),
-            ColumnType::List(_) => 5,
-            _ => 1,
-        })
-        .sum()
 }
 
 fn find_reference(v: &Value) -> Option<&'static str> {

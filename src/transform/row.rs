@@ -129,6 +129,19 @@ impl Row {
         start
     }
 
+    /// Rough cells a record of `columns` takes (lists counted as a few
+    /// items), to size a [`Row`] for many records at once.
+    pub fn cells_per_record(columns: &[Column]) -> usize {
+        columns
+            .iter()
+            .map(|c| match &c.ty {
+                ColumnType::Struct(m) => 1 + Row::cells_per_record(m),
+                ColumnType::List(_) => 5,
+                _ => 1,
+            })
+            .sum()
+    }
+
     /// Drop everything from `cells` cells and `text` bytes on: what a
     /// record abandoned half-way left behind.
     pub fn truncate(&mut self, cells: usize, text: usize) {
@@ -198,6 +211,11 @@ pub struct RowRef<'a> {
 }
 
 impl<'a> RowRef<'a> {
+    /// The record of a row that holds only it.
+    pub fn only(row: &'a Row) -> RowRef<'a> {
+        RowRef { row, top: 0 }
+    }
+
     /// Top-level cell `i`.
     pub fn cell(&self, i: usize) -> Cell {
         self.row.cells[self.top as usize + i]
