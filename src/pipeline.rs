@@ -419,10 +419,18 @@ impl Pipeline {
         // them. (Moving them into the transform workers, as Arrow runs
         // grouped by route, cost more than it saved: the runs must be
         // copied again here.)
-        for b in self.buffers.values_mut() {
-            if !b.pending.is_empty() {
-                b.drain_pending(&rows);
+        // Each buffer's column ends are asked for while the one before is
+        // appended (see `BatchBuilder::prefetch_tails`).
+        let mut due: Vec<&mut Buffer> = self
+            .buffers
+            .values_mut()
+            .filter(|b| !b.pending.is_empty())
+            .collect();
+        for i in 0..due.len() {
+            if let Some(next) = due.get(i + 1) {
+                next.prefetch();
             }
+            due[i].drain_pending(&rows);
         }
         if chunk.end_of_shard {
             // Make the shard's records durable now: its children wait on it.

@@ -119,6 +119,14 @@ impl Buffer {
         }
     }
 
+    /// Ask for the memory the next [`drain_pending`](Self::drain_pending)
+    /// writes to (see `BatchBuilder::prefetch_tails`).
+    pub fn prefetch(&self) {
+        if let Payload::Data(o) = &self.payload {
+            o.prefetch();
+        }
+    }
+
     pub fn rows(&self) -> u64 {
         match &self.payload {
             Payload::Data(o) => o.rows(),

@@ -185,6 +185,11 @@ impl ParquetObject {
         self.total_rows
     }
 
+    /// See [`BatchBuilder::prefetch_tails`].
+    pub fn prefetch(&self) {
+        self.rows.prefetch_tails();
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.input_bytes
     }
