@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use super::mapped::{MappedRange, Mapping};
 use super::{now_ms, Chunk, Recycler, Source, SourceContext};
 use crate::checkpoint::Position;
 use crate::error::{Error, Result};
@@ -40,6 +41,9 @@ pub struct FileSource {
     max_line: usize,
     /// Bytes read per chunk.
     block: usize,
+    /// Map a file rather than read it (see [`super::mapped`]); reading is
+    /// the fallback when mapping fails, and tested on its own.
+    map: bool,
 }
 
 impl FileSource {
@@ -53,6 +57,7 @@ impl FileSource {
                 name: name.unwrap_or_else(|| "stdin".into()),
                 max_line,
                 block: READ_BYTES,
+                map: false,
             });
         }
         let p = PathBuf::from(path);
@@ -76,6 +81,7 @@ impl FileSource {
             name: name.unwrap_or(default_name),
             max_line,
             block: READ_BYTES,
+            map: true,
         })
     }
 
@@ -121,12 +127,13 @@ impl Source for FileSource {
             source,
         };
         let mut start = 0u64;
+        let mut mapped = None;
         let mut input: Box<dyn Read + Send> = match &self.path {
             None => Box::new(std::io::stdin()),
             Some(p) => {
                 let mut f = File::open(p).map_err(io_err)?;
+                let len = f.metadata().map_err(io_err)?.len();
                 if let Some(pos) = resume.shards.get(FILE_SHARD) {
-                    let len = f.metadata().map_err(io_err)?.len();
                     start = u64::try_from(pos.seq).unwrap_or(u64::MAX);
                     if start > len {
                         return Err(io_err(std::io::Error::other(format!(
@@ -135,15 +142,67 @@ impl Source for FileSource {
                     }
                     f.seek(SeekFrom::Start(start)).map_err(io_err)?;
                 }
+                // What the file holds now is read; lines added later are
+                // the next run's (the checkpoint says where they start).
+                mapped = self
+                    .map
+                    .then(|| Mapping::map(&f, len))
+                    .flatten()
+                    .map(Arc::new);
                 Box::new(f)
             }
         };
         let shard: Arc<str> = Arc::from(FILE_SHARD);
+        let mut lines = Lines {
+            max_line: self.max_line,
+            skipping: false,
+        };
+        // The chunk of `consumed` bytes at `offset` and its records.
+        let chunk = |offset: u64, consumed: usize, records, buf, mapped, recycle| Chunk {
+            shard: shard.clone(),
+            arrival_ms,
+            buf,
+            mapped,
+            records,
+            next: Position::new((offset + consumed as u64) as u128, 0),
+            consumed: consumed as u64,
+            recycle,
+            ..Default::default()
+        };
+        if let Some(map) = mapped {
+            // Windows of the mapping, each starting with the line the last
+            // one left unfinished: the same blocks as reading would make,
+            // without the copies.
+            let data = map.bytes();
+            let mut offset = start as usize;
+            let mut carried = 0;
+            while offset < data.len() && !stop.load(Ordering::Relaxed) {
+                let end = (offset + carried + self.block).min(data.len());
+                map.will_need(end, end + self.block);
+                let eof = end == data.len();
+                let (records, consumed) = lines.split(&data[offset..end], offset as u64, eof);
+                carried = end - offset - consumed;
+                if consumed > 0 {
+                    let range = MappedRange::new(map.clone(), offset, offset + consumed);
+                    let c = chunk(
+                        offset as u64,
+                        consumed,
+                        records,
+                        Vec::new(),
+                        Some(range),
+                        None,
+                    );
+                    if tx.send(Ok(c)).is_err() {
+                        break; // the pipeline is gone
+                    }
+                }
+                offset += consumed;
+            }
+            return Ok(());
+        }
         let mut carry: Vec<u8> = Vec::new();
         // Offset of carry[0] in the input.
         let mut offset = start;
-        // Skipping the tail of an over-long line.
-        let mut skipping = false;
         let mut eof = false;
         // Idle blocks kept: about as many as the pipeline holds at once
         // (read-ahead, transform stage, routing loop).
@@ -185,59 +244,71 @@ impl Source for FileSource {
                 }
                 buf.truncate(filled);
             }
-            let mut records = Vec::with_capacity(buf.len() / 512 + 1);
-            let mut line_start = 0usize;
-            let mut pos = 0usize;
-            while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
-                let end = pos + nl;
-                if skipping {
-                    skipping = false;
-                } else if let Some((a, b)) = record_range(&buf, line_start, end) {
-                    records.push((a, b, Position::new((offset + line_start as u64) as u128, 0)));
-                }
-                pos = end + 1;
-                line_start = pos;
-            }
-            let tail = buf.len() - line_start;
-            if eof && tail > 0 && !skipping {
-                // last line without a trailing newline
-                if let Some((a, b)) = record_range(&buf, line_start, buf.len()) {
-                    records.push((a, b, Position::new((offset + line_start as u64) as u128, 0)));
-                }
-                line_start = buf.len();
-            } else if tail > self.max_line && !skipping {
-                // An over-long line: pass on its head, drop the rest up to its newline.
-                records.push((
-                    line_start,
-                    line_start + self.max_line,
-                    Position::new((offset + line_start as u64) as u128, 0),
-                ));
-                skipping = true;
-                line_start = buf.len();
-            } else if skipping {
-                line_start = buf.len();
-            }
+            let (records, consumed) = lines.split(&buf, offset, eof);
             // The unfinished line moves to the next block; records point into this one.
             carry.clear();
-            carry.extend_from_slice(&buf[line_start..]);
-            let consumed = line_start;
+            carry.extend_from_slice(&buf[consumed..]);
             buf.truncate(if records.is_empty() { 0 } else { consumed });
-            let chunk = Chunk {
-                shard: shard.clone(),
-                arrival_ms,
-                buf,
-                records,
-                next: Position::new((offset + consumed as u64) as u128, 0),
-                consumed: consumed as u64,
-                recycle: Some(recycler.clone()),
-                ..Default::default()
-            };
+            let c = chunk(offset, consumed, records, buf, None, Some(recycler.clone()));
             offset += consumed as u64;
-            if chunk.consumed > 0 && tx.send(Ok(chunk)).is_err() {
+            if c.consumed > 0 && tx.send(Ok(c)).is_err() {
                 break; // the pipeline is gone
             }
         }
         Ok(())
+    }
+}
+
+/// Cuts blocks into lines. A line longer than `max_line` is passed on cut
+/// there, and the rest of it skipped up to its newline, across blocks.
+struct Lines {
+    max_line: usize,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+}
+
+impl Lines {
+    /// The records in `buf` (the line the last block left unfinished, then
+    /// the next bytes of input, `offset` being where `buf` starts in it) as
+    /// ranges into `buf` with their positions, and how many bytes of `buf`
+    /// they consume: the rest is an unfinished line for the next block.
+    /// `eof`: no input follows `buf`.
+    fn split(
+        &mut self,
+        buf: &[u8],
+        offset: u64,
+        eof: bool,
+    ) -> (Vec<(usize, usize, Position)>, usize) {
+        let at = |line_start: usize| Position::new((offset + line_start as u64) as u128, 0);
+        let mut records = Vec::with_capacity(buf.len() / 512 + 1);
+        let mut line_start = 0usize;
+        let mut pos = 0usize;
+        while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
+            let end = pos + nl;
+            if self.skipping {
+                self.skipping = false;
+            } else if let Some((a, b)) = record_range(buf, line_start, end) {
+                records.push((a, b, at(line_start)));
+            }
+            pos = end + 1;
+            line_start = pos;
+        }
+        let tail = buf.len() - line_start;
+        if eof && tail > 0 && !self.skipping {
+            // last line without a trailing newline
+            if let Some((a, b)) = record_range(buf, line_start, buf.len()) {
+                records.push((a, b, at(line_start)));
+            }
+            line_start = buf.len();
+        } else if tail > self.max_line && !self.skipping {
+            // An over-long line: pass on its head, drop the rest up to its newline.
+            records.push((line_start, line_start + self.max_line, at(line_start)));
+            self.skipping = true;
+            line_start = buf.len();
+        } else if self.skipping {
+            line_start = buf.len();
+        }
+        (records, line_start)
     }
 }
 
@@ -271,11 +342,33 @@ mod tests {
         }
     }
 
-    fn read_all(content: &[u8], resume_at: Option<u128>, max: usize) -> Vec<(String, u128)> {
+    /// Every record of a file with `content`, with its offset, read in
+    /// `block`s both ways (mapped, and read); the two must agree.
+    fn read_all(
+        content: &[u8],
+        resume_at: Option<u128>,
+        max: usize,
+        block: usize,
+    ) -> Vec<(String, u128)> {
+        let mapped = read_all_with(content, resume_at, max, block, true);
+        let read = read_all_with(content, resume_at, max, block, false);
+        assert_eq!(mapped, read, "mapped and read agree");
+        mapped
+    }
+
+    fn read_all_with(
+        content: &[u8],
+        resume_at: Option<u128>,
+        max: usize,
+        block: usize,
+        map: bool,
+    ) -> Vec<(String, u128)> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("in.ndjson");
         std::fs::write(&p, content).unwrap();
-        let src = FileSource::open(p.to_str().unwrap(), None, max).unwrap();
+        let mut src = FileSource::open(p.to_str().unwrap(), None, max).unwrap();
+        src.map = map;
+        let src = src.with_block(block);
         let mut st = CheckpointState::default();
         if let Some(at) = resume_at {
             st.shards.insert(FILE_SHARD.into(), Position::new(at, 0));
@@ -319,10 +412,18 @@ mod tests {
             (b"a\nbb\nccc\n", Some(5), vec![("ccc", 5)]),
         ];
         for (content, resume, want) in cases {
-            let got = read_all(content, resume, 1 << 20);
             let want: Vec<(String, u128)> =
                 want.into_iter().map(|(s, o)| (s.to_string(), o)).collect();
-            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(content));
+            // Blocks that cut lines, and one that holds them all.
+            for block in [1, 3, READ_BYTES] {
+                let got = read_all(content, resume, 1 << 20, block);
+                assert_eq!(
+                    got,
+                    want,
+                    "{:?} block {block}",
+                    String::from_utf8_lossy(content)
+                );
+            }
         }
     }
 
@@ -330,7 +431,7 @@ mod tests {
     fn long_lines_are_cut() {
         let long = "x".repeat(READ_BYTES * 2 + 10);
         let content = format!("a\n{long}\nb\n");
-        let got = read_all(content.as_bytes(), None, 100);
+        let got = read_all(content.as_bytes(), None, 100, READ_BYTES);
         assert_eq!(got.len(), 3);
         assert_eq!(got[1].0.len(), 100 + 1024);
         assert_eq!(got[2], ("b".to_string(), (2 + long.len() + 1) as u128));

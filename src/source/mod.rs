@@ -5,6 +5,7 @@
 pub mod file;
 pub mod kinesis;
 pub mod kpl;
+pub mod mapped;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -19,9 +20,12 @@ use crate::error::Result;
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub shard: Arc<str>,
-    /// The records' bytes, back to back.
+    /// The records' bytes, back to back (empty when `mapped` holds them).
     pub buf: Vec<u8>,
-    /// (start, end) byte ranges into `buf`, and each record's position.
+    /// The records' bytes in a mapped input file (see [`mapped`]).
+    pub mapped: Option<mapped::MappedRange>,
+    /// (start, end) byte ranges into the chunk's bytes ([`Chunk::bytes`]),
+    /// and each record's position.
     pub records: Vec<(usize, usize, Position)>,
     /// Where reading this shard resumes after this chunk.
     pub next: Position,
@@ -53,7 +57,12 @@ pub struct Chunk {
 impl Chunk {
     pub fn record(&self, i: usize) -> &[u8] {
         let (a, b, _) = self.records[i];
-        &self.buf[a..b]
+        &self.bytes()[a..b]
+    }
+
+    /// The records' bytes: `mapped`'s, or else `buf`.
+    pub fn bytes(&self) -> &[u8] {
+        self.mapped.as_ref().map_or(&self.buf, |m| m.bytes())
     }
 
     /// When record `i` arrived.
