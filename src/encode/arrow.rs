@@ -248,10 +248,15 @@ const PREFETCH_ROWS: usize = 16;
 /// for in turn; asked for together, the misses overlap.
 fn prefetch(rows: &[RowRef], columns: usize) {
     for r in rows {
-        let top = &r.row.cells[r.top as usize..];
-        let cells = &top[..columns.min(top.len())];
+        let cells = top_cells(r, columns);
         prefetch_bytes(cells.as_ptr().cast(), std::mem::size_of_val(cells));
     }
+}
+
+/// A row's top-level cells (fewer at the end of a row that holds less).
+fn top_cells<'a>(r: &RowRef<'a>, columns: usize) -> &'a [Cell] {
+    let top = &r.row.cells[r.top as usize..];
+    &top[..columns.min(top.len())]
 }
 
 /// Bytes of a record's text asked for from its first string on: the
@@ -265,8 +270,7 @@ const TEXT_BYTES: usize = 192;
 /// have arrived by then instead of stalling the copies one by one.
 fn prefetch_text(rows: &[RowRef], columns: usize) {
     for r in rows {
-        let top = &r.row.cells[r.top as usize..];
-        let first = top[..columns.min(top.len())]
+        let first = top_cells(r, columns)
             .iter()
             .filter_map(|c| match c {
                 Cell::Str { start, .. } => Some(*start as usize),

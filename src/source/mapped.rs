@@ -72,7 +72,8 @@ impl Mapping {
         let last = (end.min(self.len) / page) * page;
         if last > first {
             // SAFETY: `first..last` lies within the mapping; advice neither
-            // unmaps nor changes what the bytes read as (see `release`).
+            // unmaps nor changes what the bytes read as (see `MappedRange`'s
+            // `drop`).
             unsafe {
                 libc::madvise(self.ptr.as_ptr().add(first).cast(), last - first, advice);
             }
