@@ -95,7 +95,7 @@ impl Default for Config {
 /// The duplicate window: per table whose schema declares `record_id`, a
 /// valid record whose id was seen among the last `window_ids` ids and
 /// within `window_seconds` of arrival time is dropped (and counted). The
-/// window lives in memory (about 45 bytes per id, counted against
+/// window lives in memory (about 32 bytes per id, counted against
 /// `buffer.memory_cap_mib`); at start it is seeded with the ids of the
 /// table's data objects written within `window_seconds`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -103,9 +103,9 @@ impl Default for Config {
 pub struct DedupConfig {
     /// Drop duplicates at all. Default true.
     pub enabled: bool,
-    /// Ids remembered per table. Default 1,000,000 (about 45 MiB). All
+    /// Ids remembered per table. Default 1,000,000 (about 32 MiB). All
     /// tables' windows together get at most 3/8 of `memory_cap_mib` (at
-    /// up to 72 bytes per id); a larger value is shrunk to fit, with a
+    /// up to 64 bytes per id); a larger value is shrunk to fit, with a
     /// warning at start-up, so the buffers always keep room.
     pub window_ids: usize,
     /// How long an id is remembered, in seconds of arrival time. Default 3600.
@@ -279,7 +279,7 @@ pub struct BufferConfig {
     /// Memory target for the whole process, in MiB. Buffers may hold three
     /// quarters of it (measured as the input bytes of the records they hold,
     /// an upper bound of their Arrow form) less what the duplicate windows
-    /// hold (`[dedup]`, about 45 MiB for a full million-id window); the
+    /// hold (`[dedup]`, about 32 MiB for a full million-id window); the
     /// rest is headroom for chunks in flight and objects being encoded. The
     /// file source reads in blocks of 1/128 of it (256 KiB to 4 MiB). When
     /// the buffers' share is reached, the largest buffers are flushed first

@@ -17,6 +17,7 @@ pub mod failpoint;
 pub mod gen;
 pub mod partition;
 pub mod pipeline;
+pub mod prefetch;
 pub mod producer;
 pub mod quarantine;
 pub mod schema;

@@ -849,19 +849,38 @@ fn mark_repeats(windows: &mut [Option<DedupWindow>], chunk: &Chunk, parts: &[Par
     if windows.iter().all(Option::is_none) {
         return Vec::new();
     }
-    parts
+    // (table, digest) of each record a window checks, in order.
+    let ids: Vec<Option<(usize, u64)>> = parts
         .iter()
         .flat_map(|p| &p.outcomes)
-        .enumerate()
-        .map(|(i, o)| match o {
-            Outcome::Ok(tr) => match (windows.get_mut(tr.table), tr.id_digest) {
-                (Some(Some(w)), Some(d)) => w.is_repeat(d, chunk.arrival(i)),
-                _ => false,
-            },
-            Outcome::Failed(_) => false,
+        .map(|o| match o {
+            Outcome::Ok(tr) => tr
+                .id_digest
+                .filter(|_| matches!(windows.get(tr.table), Some(Some(_))))
+                .map(|d| (tr.table, d)),
+            Outcome::Failed(_) => None,
         })
-        .collect()
+        .collect();
+    let mut repeats = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(Some((t, d))) = ids.get(i + REPEAT_PREFETCH) {
+            if let Some(w) = &windows[*t] {
+                w.prefetch(*d, REPEAT_PREFETCH);
+            }
+        }
+        repeats.push(match id {
+            Some((t, d)) => windows[*t]
+                .as_mut()
+                .is_some_and(|w| w.is_repeat(*d, chunk.arrival(i))),
+            None => false,
+        });
+    }
+    repeats
 }
+
+/// How many records ahead [`mark_repeats`] prefetches a window's slots:
+/// enough to cover a miss to memory at a few nanoseconds per check.
+const REPEAT_PREFETCH: usize = 16;
 
 fn window_memory(windows: &[Option<DedupWindow>]) -> usize {
     windows

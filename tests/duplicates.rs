@@ -88,7 +88,7 @@ fn the_window_is_bounded_and_can_be_turned_off() {
 
 #[test]
 fn a_window_too_big_for_the_memory_cap_is_shrunk_with_a_warning() {
-    // At a 1 MiB cap, a full default window (a million ids, ~45 MiB) would
+    // At a 1 MiB cap, a full default window (a million ids, ~32 MiB) would
     // leave the buffers nothing: every chunk would flush every partition.
     // Shrunk to half the buffers' share, it costs at most twice the objects
     // of a run with no window at all.

@@ -175,7 +175,7 @@ impl ColumnBuilder {
     /// [`BatchBuilder::prefetch_tails`]).
     fn prefetch_tail(&self) {
         fn tail<T>(s: &[T]) {
-            prefetch_bytes(s.as_ptr_range().end.cast(), TAIL_BYTES);
+            crate::prefetch::bytes(s.as_ptr_range().end.cast(), TAIL_BYTES);
         }
         match self {
             Self::Boolean(b) => tail(b.values_slice()),
@@ -249,7 +249,7 @@ const PREFETCH_ROWS: usize = 16;
 fn prefetch(rows: &[RowRef], columns: usize) {
     for r in rows {
         let cells = top_cells(r, columns);
-        prefetch_bytes(cells.as_ptr().cast(), std::mem::size_of_val(cells));
+        crate::prefetch::bytes(cells.as_ptr().cast(), std::mem::size_of_val(cells));
     }
 }
 
@@ -279,26 +279,10 @@ fn prefetch_text(rows: &[RowRef], columns: usize) {
             .min();
         if let Some(start) = first {
             let text = &r.row.text.as_bytes()[start..];
-            prefetch_bytes(text.as_ptr(), TEXT_BYTES.min(text.len()));
+            crate::prefetch::bytes(text.as_ptr(), TEXT_BYTES.min(text.len()));
         }
     }
 }
-
-#[cfg(target_arch = "x86_64")]
-fn prefetch_bytes(p: *const u8, len: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let end = p as usize + len;
-    let mut line = p as usize & !63;
-    while line < end {
-        // SAFETY: a prefetch is only a hint: it never faults, whatever the
-        // address, and reads nothing the program sees.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
-        line += 64;
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn prefetch_bytes(_: *const u8, _: usize) {}
 
 /// Accumulates rows of one table into a RecordBatch.
 pub struct BatchBuilder {

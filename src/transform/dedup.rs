@@ -4,29 +4,37 @@
 //! was seen within the window (the last `max_ids` ids and `max_age`
 //! milliseconds of arrival time) is dropped.
 //!
-//! Memory is bounded: ids are kept as 64-bit digests (about 40 bytes each
-//! with the index), evicted oldest first. Two distinct ids collide with
-//! probability about n²/2⁶⁵: one in 3.6·10⁷ for a window of a million.
+//! Memory is bounded: ids are kept as 64-bit digests (about 32 bytes each
+//! with the order they arrived in), evicted oldest first. Two distinct ids
+//! collide with probability about n²/2⁶⁵: one in 3.6·10⁷ for a window of a
+//! million.
+//!
+//! The window is checked on one thread, in record order, for every record:
+//! it is a serial stage of the pipeline. Its digests live in an open-
+//! addressing table of their own (see [`DigestSet`]) rather than a general
+//! map, so the caller can prefetch a digest's slot a few records ahead: a
+//! million-id window is tens of MiB, and each check was a cache miss.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::collections::VecDeque;
+use std::hash::Hasher;
 
 /// Fixed keys: digests must not depend on the process (a window seeded
 /// from what one run saw is compared with another run's records).
 const K0: u64 = 0x6c61_6b65_686f_7365;
 const K1: u64 = 0x6465_6475_7020_6964;
 
-/// The most heap one remembered id can cost: a map bucket (digest, arrival,
-/// control byte) at hashbrown's 7/8 load rounded up to a power of two, plus
-/// a queue slot at up to twice its length (see [`DedupWindow::memory_bytes`]).
-const WORST_BYTES_PER_ID: usize = 72;
+/// The most heap one remembered id can cost: its slot in a table kept at
+/// most half full, so up to 4 slots of 8 bytes just after the table
+/// doubled, plus a queue slot (digest, arrival) at up to twice the queue's
+/// length (see [`DedupWindow::memory_bytes`]).
+const WORST_BYTES_PER_ID: usize = 64;
 
 #[derive(Debug)]
 pub struct DedupWindow {
     max_ids: usize,
     max_age_ms: i64,
-    /// digest -> arrival of its latest sighting.
-    seen: HashMap<u64, i64, IdentityHash>,
+    /// The digests in the window.
+    seen: DigestSet,
     /// Sightings oldest first: (digest, arrival).
     order: VecDeque<(u64, i64)>,
 }
@@ -36,15 +44,17 @@ impl DedupWindow {
         DedupWindow {
             max_ids: max_ids.max(1),
             max_age_ms,
-            seen: HashMap::with_hasher(IdentityHash),
+            seen: DigestSet::default(),
             order: VecDeque::new(),
         }
     }
 
+    /// Never 0: the set marks free slots with 0 (a SipHash of 0 becomes 1,
+    /// one more collision in 2⁶⁴).
     pub fn digest(id: &str) -> u64 {
         let mut h = siphasher(K0, K1);
         h.write(id.as_bytes());
-        h.finish()
+        h.finish().max(1)
     }
 
     /// Record a sighting of the id with this [`DedupWindow::digest`] at
@@ -52,19 +62,28 @@ impl DedupWindow {
     /// (the record is to be dropped).
     pub fn is_repeat(&mut self, d: u64, arrival_ms: i64) -> bool {
         self.evict(arrival_ms);
-        match self.seen.entry(d) {
-            std::collections::hash_map::Entry::Occupied(_) => return true,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(arrival_ms);
-            }
+        if !self.seen.insert(d) {
+            return true;
         }
         self.order.push_back((d, arrival_ms));
         if self.order.len() > self.max_ids {
             if let Some((old, _)) = self.order.pop_front() {
-                self.seen.remove(&old);
+                self.seen.remove(old);
             }
         }
         false
+    }
+
+    /// Ask for the cache lines that checking `d` will touch, and, when the
+    /// window is full, those of the id evicted `ahead` checks from now:
+    /// called `ahead` records before that record's [`DedupWindow::is_repeat`].
+    pub fn prefetch(&self, d: u64, ahead: usize) {
+        self.seen.prefetch(d);
+        if self.order.len() >= self.max_ids {
+            if let Some(&(old, _)) = self.order.get(ahead) {
+                self.seen.prefetch(old);
+            }
+        }
     }
 
     fn evict(&mut self, now_ms: i64) {
@@ -73,16 +92,13 @@ impl DedupWindow {
                 break;
             }
             self.order.pop_front();
-            self.seen.remove(&d);
+            self.seen.remove(d);
         }
     }
 
-    /// Heap bytes held: the map's buckets (a digest, an arrival and a
-    /// control byte each, at hashbrown's 7/8 load) and the queue's slots.
+    /// Heap bytes held: the set's slots and the queue's.
     pub fn memory_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(u64, i64)>();
-        let buckets = (self.seen.capacity() * 8 / 7).next_power_of_two();
-        buckets * (slot + 1) + self.order.capacity() * slot
+        self.seen.memory_bytes() + self.order.capacity() * std::mem::size_of::<(u64, i64)>()
     }
 
     /// The most ids each of `tables` windows may hold so that together,
@@ -101,31 +117,122 @@ impl DedupWindow {
     }
 }
 
-/// The keys are already SipHash digests: hashing them again is waste.
-#[derive(Debug, Clone, Copy, Default)]
-struct IdentityHash;
+/// A set of non-zero digests: linear probing in a power-of-two table at
+/// most half full, 0 marking a free slot. The digests are SipHash output,
+/// so their low bits are the slot: no hashing again.
+#[derive(Debug)]
+struct DigestSet {
+    slots: Vec<u64>,
+    len: usize,
+}
 
-impl BuildHasher for IdentityHash {
-    type Hasher = Identity;
-    fn build_hasher(&self) -> Identity {
-        Identity(0)
+impl Default for DigestSet {
+    fn default() -> DigestSet {
+        DigestSet {
+            slots: vec![0; 16],
+            len: 0,
+        }
     }
 }
 
-#[derive(Debug, Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
+impl DigestSet {
+    fn home(&self, d: u64) -> usize {
+        d as usize & (self.slots.len() - 1)
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
+
+    /// Insert `d`; false when it was there already.
+    fn insert(&mut self, d: u64) -> bool {
+        debug_assert_ne!(d, 0);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(d);
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = d;
+                    self.len += 1;
+                    return true;
+                }
+                s if s == d => return false,
+                _ => i = (i + 1) & mask,
+            }
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    /// Remove `d` if present. The entries after it in its run move back,
+    /// so every entry stays reachable from its home slot without
+    /// tombstones (Knuth's algorithm R).
+    fn remove(&mut self, d: u64) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(d);
+        loop {
+            match self.slots[i] {
+                0 => return,
+                s if s == d => break,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        self.len -= 1;
+        let mut j = i;
+        loop {
+            self.slots[i] = 0;
+            loop {
+                j = (j + 1) & mask;
+                let s = self.slots[j];
+                if s == 0 {
+                    return;
+                }
+                let k = self.home(s);
+                // Stays when its home lies cyclically in (i, j].
+                let stays = if i <= j {
+                    i < k && k <= j
+                } else {
+                    i < k || k <= j
+                };
+                if !stays {
+                    break;
+                }
+            }
+            self.slots[i] = self.slots[j];
+            i = j;
+        }
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        let mask = self.slots.len() - 1;
+        for d in old.into_iter().filter(|&d| d != 0) {
+            let mut i = d as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = d;
+        }
+    }
+
+    #[cfg(test)]
+    fn contains(&self, d: u64) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(d);
+        loop {
+            match self.slots[i] {
+                0 => return false,
+                s if s == d => return true,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn prefetch(&self, d: u64) {
+        let slot = &self.slots[self.home(d)];
+        crate::prefetch::bytes((slot as *const u64).cast(), 8);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -185,12 +292,68 @@ mod tests {
     }
 
     #[test]
+    fn digest_set_matches_a_set_model() {
+        use std::collections::HashSet;
+        // (ops: (insert?, digest)) on a 16-slot table: digests sharing low
+        // bits collide into runs, 15 and 31 wrap around the table's end,
+        // and removals from the middle of a run must leave the rest found.
+        type Ops<'a> = &'a [(bool, u64)];
+        let cases: &[Ops] = &[
+            &[(true, 1), (true, 17), (true, 33), (false, 17), (true, 49)],
+            &[(true, 15), (true, 31), (true, 47), (false, 15), (true, 63)],
+            &[(true, 14), (true, 15), (true, 30), (true, 31), (false, 14)],
+            &[(true, 3), (true, 3), (false, 3), (false, 3), (true, 19)],
+            &[(true, 2), (true, 18), (true, 3), (false, 2), (false, 18)],
+        ];
+        for ops in cases {
+            let mut set = DigestSet::default();
+            let mut model = HashSet::new();
+            for &(insert, d) in *ops {
+                if insert {
+                    assert_eq!(set.insert(d), model.insert(d), "{ops:?} insert {d}");
+                } else {
+                    set.remove(d);
+                    model.remove(&d);
+                }
+                assert_eq!(set.len, model.len(), "{ops:?}");
+                for probe in 1..70 {
+                    assert_eq!(
+                        set.contains(probe),
+                        model.contains(&probe),
+                        "{ops:?}: {probe}"
+                    );
+                }
+            }
+        }
+        // Long random runs through growth, with removals (a fixed LCG).
+        let mut set = DigestSet::default();
+        let mut model = HashSet::new();
+        let mut x = 7u64;
+        for _ in 0..50_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // a small range, so the same digests come back often
+            let d = (x >> 40) % 4096 + 1;
+            if x & 3 == 0 {
+                set.remove(d);
+                model.remove(&d);
+            } else {
+                assert_eq!(set.insert(d), model.insert(d));
+            }
+        }
+        assert_eq!(set.len, model.len());
+        assert!((1..=4096).all(|d| set.contains(d) == model.contains(&d)));
+        assert!(set.slots.len() >= 2 * set.len);
+    }
+
+    #[test]
     fn ids_within_budget() {
         // (budget bytes, tables, expected ids per table)
         let cases = [
-            (72_000_000, 1, 1_000_000),
-            (72_000_000, 2, 500_000),
-            (72_000_000, 0, 1_000_000), // no table: as if one
+            (64_000_000, 1, 1_000_000),
+            (64_000_000, 2, 500_000),
+            (64_000_000, 0, 1_000_000), // no table: as if one
             (10, 1, 1),                 // never zero
         ];
         for (budget, tables, want) in cases {
