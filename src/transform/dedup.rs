@@ -146,16 +146,24 @@ impl DigestSet {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
+        match self.find(d) {
+            Ok(_) => false,
+            Err(free) => {
+                self.slots[free] = d;
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    /// Where `d` is (`Ok`), or the free slot that ends its run (`Err`).
+    fn find(&self, d: u64) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(d);
         loop {
             match self.slots[i] {
-                0 => {
-                    self.slots[i] = d;
-                    self.len += 1;
-                    return true;
-                }
-                s if s == d => return false,
+                0 => return Err(i),
+                s if s == d => return Ok(i),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -165,15 +173,8 @@ impl DigestSet {
     /// so every entry stays reachable from its home slot without
     /// tombstones (Knuth's algorithm R).
     fn remove(&mut self, d: u64) {
+        let Ok(mut i) = self.find(d) else { return };
         let mask = self.slots.len() - 1;
-        let mut i = self.home(d);
-        loop {
-            match self.slots[i] {
-                0 => return,
-                s if s == d => break,
-                _ => i = (i + 1) & mask,
-            }
-        }
         self.len -= 1;
         let mut j = i;
         loop {
@@ -203,27 +204,16 @@ impl DigestSet {
     fn grow(&mut self) {
         let doubled = vec![0; self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
-        let mask = self.slots.len() - 1;
         for d in old.into_iter().filter(|&d| d != 0) {
-            let mut i = d as usize & mask;
-            while self.slots[i] != 0 {
-                i = (i + 1) & mask;
+            if let Err(free) = self.find(d) {
+                self.slots[free] = d;
             }
-            self.slots[i] = d;
         }
     }
 
     #[cfg(test)]
     fn contains(&self, d: u64) -> bool {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(d);
-        loop {
-            match self.slots[i] {
-                0 => return false,
-                s if s == d => return true,
-                _ => i = (i + 1) & mask,
-            }
-        }
+        self.find(d).is_ok()
     }
 
     fn prefetch(&self, d: u64) {
