@@ -23,10 +23,10 @@ use std::hash::Hasher;
 const K0: u64 = 0x6c61_6b65_686f_7365;
 const K1: u64 = 0x6465_6475_7020_6964;
 
-/// The most heap one remembered id can cost: its slot in a table kept at
-/// most half full, so up to 4 slots of 8 bytes just after the table
-/// doubled, plus a queue slot (digest, arrival) at up to twice the queue's
-/// length (see [`DedupWindow::memory_bytes`]).
+/// The most heap one remembered id can cost: the table is sized up front
+/// to the power of two at least twice the ids, so up to 4 slots of 8
+/// bytes, plus its queue slot (digest, arrival) of 16: 48 bytes (see
+/// [`DedupWindow::new`]). 64 leaves the allocator's rounding its room.
 const WORST_BYTES_PER_ID: usize = 64;
 
 #[derive(Debug)]
@@ -40,12 +40,21 @@ pub struct DedupWindow {
 }
 
 impl DedupWindow {
+    /// A window with room for `max_ids` from the start. Grown on demand,
+    /// the table rehashed every digest at each doubling, on the pipeline's
+    /// serial stage, and each doubling faulted in a fresh table: with a
+    /// million ids, one page fault in six of a run's was the window's
+    /// (`perf record -e page-faults`). The memory cap is charged the full
+    /// window from the start, as it is sized for it anyway; the queue's
+    /// pages are touched only as it fills.
     pub fn new(max_ids: usize, max_age_ms: i64) -> DedupWindow {
+        let max_ids = max_ids.max(1);
         DedupWindow {
-            max_ids: max_ids.max(1),
+            max_ids,
             max_age_ms,
-            seen: DigestSet::default(),
-            order: VecDeque::new(),
+            // One over: an id is added before the oldest is evicted.
+            seen: DigestSet::with_capacity(max_ids + 1),
+            order: VecDeque::with_capacity(max_ids + 1),
         }
     }
 
@@ -126,16 +135,15 @@ struct DigestSet {
     len: usize,
 }
 
-impl Default for DigestSet {
-    fn default() -> DigestSet {
+impl DigestSet {
+    /// Room for `n` digests without growing: at least twice as many slots.
+    fn with_capacity(n: usize) -> DigestSet {
         DigestSet {
-            slots: vec![0; 16],
+            slots: vec![0; n.saturating_mul(2).next_power_of_two().max(16)],
             len: 0,
         }
     }
-}
 
-impl DigestSet {
     fn home(&self, d: u64) -> usize {
         d as usize & (self.slots.len() - 1)
     }
@@ -296,7 +304,7 @@ mod tests {
             &[(true, 2), (true, 18), (true, 3), (false, 2), (false, 18)],
         ];
         for ops in cases {
-            let mut set = DigestSet::default();
+            let mut set = DigestSet::with_capacity(0);
             let mut model = HashSet::new();
             for &(insert, d) in *ops {
                 if insert {
@@ -316,7 +324,7 @@ mod tests {
             }
         }
         // Long random runs through growth, with removals (a fixed LCG).
-        let mut set = DigestSet::default();
+        let mut set = DigestSet::with_capacity(0);
         let mut model = HashSet::new();
         let mut x = 7u64;
         for _ in 0..50_000 {
@@ -360,6 +368,30 @@ mod tests {
             w.is_repeat(DedupWindow::digest(&i.to_string()), i as i64);
         }
         assert!(w.memory_bytes() <= 1_000_000, "{}", w.memory_bytes());
+    }
+
+    #[test]
+    fn a_window_is_sized_once() {
+        // (max ids, slots expected): at least twice the ids plus one, a power of two
+        for (ids, slots) in [
+            (1, 16),
+            (7, 16),
+            (8, 32),
+            (1000, 2048),
+            (1023, 2048),
+            (1024, 4096),
+        ] {
+            let mut w = DedupWindow::new(ids, i64::MAX);
+            assert_eq!(w.seen.slots.len(), slots, "{ids}");
+            let queue = w.order.capacity();
+            // Full, then churned through three times over: never regrown.
+            for i in 0..(ids * 4) {
+                w.is_repeat(DedupWindow::digest(&i.to_string()), i as i64);
+            }
+            assert_eq!(w.len(), ids);
+            assert_eq!(w.seen.slots.len(), slots, "{ids}");
+            assert_eq!(w.order.capacity(), queue, "{ids}");
+        }
     }
 
     #[test]
