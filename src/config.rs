@@ -103,7 +103,8 @@ impl Default for Config {
 pub struct DedupConfig {
     /// Drop duplicates at all. Default true.
     pub enabled: bool,
-    /// Ids remembered per table. Default 1,000,000 (about 32 MiB). All
+    /// Ids remembered per table. Default 1,000,000 (about 32 MiB, sized
+    /// at start-up and counted against the cap from then on). All
     /// tables' windows together get at most 3/8 of `memory_cap_mib` (at
     /// up to 64 bytes per id); a larger value is shrunk to fit, with a
     /// warning at start-up, so the buffers always keep room.
