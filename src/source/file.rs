@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use super::mapped::{MappedRange, Mapping};
-use super::{now_ms, Chunk, Recycler, Source, SourceContext};
+use super::{now_ms, Chunk, Records, Recycler, Source, SourceContext};
 use crate::checkpoint::Position;
 use crate::error::{Error, Result};
 
@@ -157,18 +157,21 @@ impl Source for FileSource {
             max_line: self.max_line,
             skipping: false,
         };
-        // The chunk of `consumed` bytes at `offset` and its records.
-        let chunk = |offset: u64, consumed: usize, records, buf, mapped, recycle| Chunk {
-            shard: shard.clone(),
-            arrival_ms,
-            buf,
-            mapped,
-            records,
-            next: Position::new((offset + consumed as u64) as u128, 0),
-            consumed: consumed as u64,
-            recycle,
-            ..Default::default()
-        };
+        // The chunk of `consumed` bytes at `offset` and its records (None:
+        // whole lines, split where they are transformed).
+        let chunk =
+            |offset: u64, consumed: usize, records: Option<_>, buf, mapped, recycle| Chunk {
+                shard: shard.clone(),
+                arrival_ms,
+                buf,
+                mapped,
+                unsplit: records.is_none().then_some(offset),
+                records: records.unwrap_or_default(),
+                next: Position::new((offset + consumed as u64) as u128, 0),
+                consumed: consumed as u64,
+                recycle,
+                ..Default::default()
+            };
         if let Some(map) = mapped {
             // Windows of the mapping, each starting with the line the last
             // one left unfinished: the same blocks as reading would make,
@@ -180,7 +183,7 @@ impl Source for FileSource {
                 let end = (offset + carried + self.block).min(data.len());
                 map.will_need(end, end + self.block);
                 let eof = end == data.len();
-                let (records, consumed) = lines.split(&data[offset..end], offset as u64, eof);
+                let (records, consumed) = lines.cut(&data[offset..end], offset as u64, eof);
                 carried = end - offset - consumed;
                 if consumed > 0 {
                     let range = MappedRange::new(map.clone(), offset, offset + consumed);
@@ -244,11 +247,11 @@ impl Source for FileSource {
                 }
                 buf.truncate(filled);
             }
-            let (records, consumed) = lines.split(&buf, offset, eof);
+            let (records, consumed) = lines.cut(&buf, offset, eof);
             // The unfinished line moves to the next block; records point into this one.
             carry.clear();
             carry.extend_from_slice(&buf[consumed..]);
-            buf.truncate(if records.is_empty() { 0 } else { consumed });
+            buf.truncate(consumed);
             let c = chunk(offset, consumed, records, buf, None, Some(recycler.clone()));
             offset += consumed as u64;
             if c.consumed > 0 && tx.send(Ok(c)).is_err() {
@@ -268,30 +271,49 @@ struct Lines {
 }
 
 impl Lines {
+    /// What [`Lines::split`] gives, except that when `buf[..consumed]` is
+    /// whole lines, each ending in a newline, they are left unsplit (None):
+    /// the transform splits them as it reads them (see
+    /// [`Chunk::unsplit`]), so the input is read out of memory once instead
+    /// of twice. Finding the last newline touches only the block's end.
+    fn cut(&mut self, buf: &[u8], offset: u64, eof: bool) -> (Option<Records>, usize) {
+        if !self.skipping {
+            if let Some(last) = memchr::memrchr(b'\n', buf) {
+                // What `split` would leave for the next block, or nothing.
+                let tail = buf.len() - last - 1;
+                if tail == 0 || (!eof && tail <= self.max_line) {
+                    return (None, last + 1);
+                }
+            }
+        }
+        let (records, consumed) = self.split(buf, offset, eof);
+        (Some(records), consumed)
+    }
+
     /// The records in `buf` (the line the last block left unfinished, then
     /// the next bytes of input, `offset` being where `buf` starts in it) as
     /// ranges into `buf` with their positions, and how many bytes of `buf`
     /// they consume: the rest is an unfinished line for the next block.
     /// `eof`: no input follows `buf`.
-    fn split(
-        &mut self,
-        buf: &[u8],
-        offset: u64,
-        eof: bool,
-    ) -> (Vec<(usize, usize, Position)>, usize) {
+    fn split(&mut self, buf: &[u8], offset: u64, eof: bool) -> (Records, usize) {
         let at = |line_start: usize| Position::new((offset + line_start as u64) as u128, 0);
         let mut records = Vec::with_capacity(buf.len() / 512 + 1);
         let mut line_start = 0usize;
-        let mut pos = 0usize;
-        while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
-            let end = pos + nl;
-            if self.skipping {
+        if self.skipping {
+            // The rest of an over-long line, up to its newline.
+            if let Some(nl) = memchr::memchr(b'\n', buf) {
                 self.skipping = false;
-            } else if let Some((a, b)) = record_range(buf, line_start, end) {
-                records.push((a, b, at(line_start)));
+                line_start = nl + 1;
+            } else {
+                line_start = buf.len();
             }
-            pos = end + 1;
-            line_start = pos;
+        }
+        if let Some(last) = memchr::memrchr(b'\n', &buf[line_start..]) {
+            let end = line_start + last + 1;
+            for_each_line(buf, line_start, end, |a, b, start| {
+                records.push((a, b, at(start)))
+            });
+            line_start = end;
         }
         let tail = buf.len() - line_start;
         if eof && tail > 0 && !self.skipping {
@@ -309,6 +331,21 @@ impl Lines {
             line_start = buf.len();
         }
         (records, line_start)
+    }
+}
+
+/// Call `f(start, end, line_start)` for each record among the lines of
+/// `buf[from..to]`, which starts a line and ends with a newline (or at the
+/// end of input): blank lines are skipped, a CR before the newline is
+/// dropped.
+pub fn for_each_line(buf: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let mut start = from;
+    while start < to {
+        let end = memchr::memchr(b'\n', &buf[start..to]).map_or(to, |n| start + n);
+        if let Some((a, b)) = record_range(buf, start, end) {
+            f(a, b, start);
+        }
+        start = end + 1;
     }
 }
 
@@ -383,7 +420,8 @@ mod tests {
         let mut out = vec![];
         let mut last_next = 0;
         for c in rx {
-            let c = c.unwrap();
+            let mut c = c.unwrap();
+            c.split_lines();
             for i in 0..c.records.len() {
                 out.push((
                     String::from_utf8_lossy(c.record(i)).into_owned(),

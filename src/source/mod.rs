@@ -16,6 +16,10 @@ use crossbeam_channel::Sender;
 use crate::checkpoint::{CheckpointState, Position};
 use crate::error::Result;
 
+/// Records as (start, end) byte ranges into their chunk's bytes, each
+/// with its position.
+pub type Records = Vec<(usize, usize, Position)>;
+
 /// A batch of records read together from one shard.
 #[derive(Debug, Default)]
 pub struct Chunk {
@@ -25,8 +29,14 @@ pub struct Chunk {
     /// The records' bytes in a mapped input file (see [`mapped`]).
     pub mapped: Option<mapped::MappedRange>,
     /// (start, end) byte ranges into the chunk's bytes ([`Chunk::bytes`]),
-    /// and each record's position.
-    pub records: Vec<(usize, usize, Position)>,
+    /// and each record's position. Empty while `unsplit`.
+    pub records: Records,
+    /// Some(offset of the chunk's first byte in its shard) while the
+    /// chunk's bytes are whole lines, each ending in a newline, not yet cut
+    /// into `records`: the transform cuts them as it reads them, so a
+    /// file's bytes come out of memory once, not once for the cut and
+    /// again for the parse. A record's position is the offset of its line.
+    pub unsplit: Option<u64>,
     /// Where reading this shard resumes after this chunk.
     pub next: Position,
     /// When the chunk's records arrived, epoch milliseconds (the event time
@@ -55,6 +65,19 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Cut an `unsplit` chunk's lines into `records` (the transform does
+    /// this in parallel as it goes; this is the plain way).
+    pub fn split_lines(&mut self) {
+        if let Some(base) = self.unsplit.take() {
+            let mut records = Vec::new();
+            let bytes = self.bytes();
+            file::for_each_line(bytes, 0, bytes.len(), |a, b, start| {
+                records.push((a, b, Position::new(u128::from(base) + start as u128, 0)));
+            });
+            self.records = records;
+        }
+    }
+
     pub fn record(&self, i: usize) -> &[u8] {
         let (a, b, _) = self.records[i];
         &self.bytes()[a..b]
