@@ -60,11 +60,12 @@ pub fn writer_properties(t: &TableSchema) -> WriterProperties {
 /// again, in case the column's values have started to repeat.
 const DICTIONARY_RETRY: u32 = 16;
 
-/// Which fixed-width columns of a table still get a dictionary, learned
-/// from the table's objects as they are encoded. A dictionary pays where
-/// values repeat (vendor and location ids, flat fees); on a column of
-/// mostly distinct values (fares, millisecond timestamps) it costs a hash
-/// lookup per value and a dictionary page about as large as the values,
+/// Which columns of a table still get a dictionary, learned from the
+/// table's objects as they are encoded. A dictionary pays where values
+/// repeat (vendor and location ids, flat fees, flags); on a column of
+/// mostly distinct values (fares, millisecond timestamps, masked card
+/// numbers) it costs a hash lookup per value and a dictionary page about
+/// as large as the values,
 /// for a larger object. Such a column is then written plain, as DuckDB's
 /// and parquet-mr's writers fall back to plain too. Shared by a table's
 /// buffers: objects encoded at once only see a decision one object late.
@@ -94,19 +95,23 @@ impl DictionaryAdvice {
         b.build()
     }
 
-    /// Learn from an encoded row group: a fixed-width column whose
-    /// dictionary-encoded chunk is at least 3/4 the size of its plain
-    /// values (more than about half the values distinct) is written plain
-    /// from now on.
+    /// Learn from an encoded row group: a column whose dictionary-encoded
+    /// chunk is at least 3/4 the size of its plain values (more than about
+    /// half the values distinct) is written plain from now on. A string
+    /// column's plain size is its text (the chunk's unencoded byte-array
+    /// bytes, which page statistics record) and a 4-byte length per value.
     fn learn(&self, group: &RowGroupMetaData) {
         let mut dropped = self.dropped.lock().expect("dictionary advice");
         for c in group.columns() {
-            let width = match c.column_type() {
-                PhysicalType::INT32 | PhysicalType::FLOAT => 4,
-                PhysicalType::INT64 | PhysicalType::DOUBLE => 8,
+            let plain = match c.column_type() {
+                PhysicalType::INT32 | PhysicalType::FLOAT => c.num_values() * 4,
+                PhysicalType::INT64 | PhysicalType::DOUBLE => c.num_values() * 8,
+                PhysicalType::BYTE_ARRAY => match c.unencoded_byte_array_data_bytes() {
+                    Some(text) => text + c.num_values() * 4,
+                    None => continue,
+                },
                 _ => continue,
             };
-            let plain = c.num_values() * width;
             if c.dictionary_page_offset().is_some() && c.uncompressed_size() * 4 >= plain * 3 {
                 dropped.insert(c.column_path().clone(), 0);
             }
@@ -353,6 +358,40 @@ mod tests {
             assert_eq!(encode_with(&advice, xs, &few), want, "object {i}");
             assert_eq!(advice.is_dropped(&x), dropped_after, "object {i}");
             assert!(!advice.is_dropped(&n), "object {i}");
+        }
+    }
+
+    #[test]
+    fn string_dictionaries_are_dropped_where_values_do_not_repeat() {
+        let s =
+            json!({"type": "object", "properties": {"s": {"type": "string"}}, "x-lakehose": {}});
+        let t = TableSchema::from_value(s, "t", Path::new("t.json")).unwrap();
+        let path = ColumnPath::new(vec!["s".into()]);
+        /// (what, value of row i, dictionary kept)
+        type Case = (&'static str, fn(usize) -> String, bool);
+        let cases: &[Case] = &[
+            ("distinct ids", |i| format!("id-{i:08}"), false),
+            ("a flag", |i| ["Y", "N"][i % 2].to_string(), true),
+            ("one tag", |_| "airport".to_string(), true),
+            // last4 of random card numbers: mostly distinct in 3000 rows
+            (
+                "masked cards",
+                |i| format!("************{:04}", i * 7919 % 10_000),
+                false,
+            ),
+            // a few hundred distinct among 3000: the dictionary pays
+            ("zones", |i| format!("zone-{}", i * 31 % 263), true),
+        ];
+        for (what, value, kept) in cases {
+            let advice = Arc::new(DictionaryAdvice::default());
+            let mut o = ParquetObject::new(&t, advice.clone());
+            for i in 0..3000 {
+                o.append(&Row::from_value(&t.columns, &json!({"s": value(i)})), 10);
+            }
+            let r = SerializedFileReader::new(bytes::Bytes::from(o.finish().unwrap())).unwrap();
+            let c = r.metadata().row_group(0).column(0);
+            assert!(c.dictionary_page_offset().is_some(), "{what}: tried first");
+            assert_eq!(!advice.is_dropped(&path), *kept, "{what}");
         }
     }
 
