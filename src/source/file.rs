@@ -273,9 +273,9 @@ struct Lines {
 impl Lines {
     /// What [`Lines::split`] gives, except that when `buf[..consumed]` is
     /// whole lines, each ending in a newline, they are left unsplit (None):
-    /// the transform splits them as it reads them (see
-    /// [`Chunk::unsplit`]), so the input is read out of memory once instead
-    /// of twice. Finding the last newline touches only the block's end.
+    /// the transform splits them as it parses them (see
+    /// [`Chunk::unsplit`]). Finding the last newline touches only the
+    /// block's end.
     fn cut(&mut self, buf: &[u8], offset: u64, eof: bool) -> (Option<Records>, usize) {
         if !self.skipping {
             if let Some(last) = memchr::memrchr(b'\n', buf) {

@@ -33,9 +33,9 @@ pub struct Chunk {
     pub records: Records,
     /// Some(offset of the chunk's first byte in its shard) while the
     /// chunk's bytes are whole lines, each ending in a newline, not yet cut
-    /// into `records`: the transform cuts them as it reads them, so a
-    /// file's bytes come out of memory once, not once for the cut and
-    /// again for the parse. A record's position is the offset of its line.
+    /// into `records`: the transform cuts them as it parses them (see
+    /// `pipeline::transform_lines`). A record's position is the offset of
+    /// its line.
     pub unsplit: Option<u64>,
     /// Where reading this shard resumes after this chunk.
     pub next: Position,
