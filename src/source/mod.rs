@@ -65,8 +65,9 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// Cut an `unsplit` chunk's lines into `records` (the transform does
-    /// this in parallel as it goes; this is the plain way).
+    /// Cut an `unsplit` chunk's lines into `records` up front: what the
+    /// transform's cut (`pipeline::transform_lines`) is tested against.
+    #[cfg(test)]
     pub fn split_lines(&mut self) {
         if let Some(base) = self.unsplit.take() {
             let mut records = Vec::new();
