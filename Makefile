@@ -5,21 +5,23 @@ BIN_RELEASE := $(CARGO_TARGET_DIR)/release/lakehose
 SAMPLE := sample/events.ndjson
 SAMPLE_COUNT ?= 100000
 
-.PHONY: all build release release-pgo run test demo-aws unit integration lint fmt bench sync-catalog-files clean
+.PHONY: all build release pgo-profile run test demo-aws unit integration lint fmt bench sync-catalog-files clean
 
 all: build
 
 build:
 	cargo build
 
+## make release: the release build, optimised with the profile in pgo/
+## (profile-guided; one ordinary build, see scripts/pgo.sh). Without a
+## usable profile (another LLVM version) it builds without one and says so.
 release:
-	cargo build --release
+	scripts/pgo.sh build
 
-## make release-pgo: the release build optimised with a profile of lakehose's
-## own run over generated events (profile-guided optimisation, scripts/pgo.sh;
-## about twice the build time). Prints the binary's path last.
-release-pgo:
-	scripts/pgo.sh
+## make pgo-profile: re-record pgo/lakehose.profdata from an instrumented run
+## over generated events (after changing the hot path; needs rustup's llvm-tools).
+pgo-profile:
+	scripts/pgo.sh record
 
 ## make run: build, generate sample events (some broken, some duplicated),
 ## run the pipeline on the embedded default (schemas/ -> ./lake), show the lake.
@@ -54,9 +56,9 @@ lint:
 fmt:
 	cargo fmt
 
-## make bench: 1,000,000 clean events, lakehose (profile-guided and plain release
-## builds) vs the DuckDB anchor, same file, same run.
-bench: release
+## make bench: 1,000,000 clean events, lakehose (the release build, and the same
+## without its profile) vs the DuckDB anchor, same file, same run.
+bench:
 	scripts/bench.sh
 
 ## Regenerate glue/ and athena/ from schemas/ (a test fails when they drift).

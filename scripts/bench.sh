@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # lakehose vs the DuckDB anchor on the same 1,000,000-event file, same machine,
 # same run, alternating, RUNS times each; prints each run and the medians.
-# Two lakehose builds take part: the profile-guided one (scripts/pgo.sh,
-# `make release-pgo`) and the plain release build (`make release`).
-# usage: scripts/bench.sh   (env: COUNT=1000000 RUNS=3 MEMORY_CAP_MIB=512 PGO=1)
+# Two lakehose builds take part: the release build (`make release`, optimised
+# with the repository's profile, see scripts/pgo.sh) and the same build
+# without the profile, to show what the profile is worth (PLAIN=0 leaves it out).
+# usage: scripts/bench.sh   (env: COUNT=1000000 RUNS=3 MEMORY_CAP_MIB=512 PLAIN=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-1000000}
 RUNS=${RUNS:-3}
 CAP=${MEMORY_CAP_MIB:-512}
 T=${CARGO_TARGET_DIR:-$HOME/.cache/lakehose-target}
-BIN=$T/release/lakehose
 OUT=bench-out
 SHARED=../shared/bench
 mkdir -p "$OUT"
 
-[ -x "$BIN" ] || cargo build --release
-PGO_BIN=
-if [ "${PGO:-1}" = 1 ]; then
-  echo "profile-guided build (scripts/pgo.sh) ..."
-  PGO_BIN=$(scripts/pgo.sh 2> "$OUT/pgo.log" | tail -1) || { cat "$OUT/pgo.log"; exit 1; }
+echo "release build (scripts/pgo.sh build) ..."
+BIN=$(scripts/pgo.sh build 2> "$OUT/build.log" | tail -1) || { cat "$OUT/build.log"; exit 1; }
+# Its notes (no profile for this toolchain, source changed since the profile).
+grep '^pgo:' "$OUT/build.log" || true
+PLAIN_BIN=
+if [ "${PLAIN:-1}" = 1 ]; then
+  echo "the same build without the profile (scripts/pgo.sh plain) ..."
+  PLAIN_BIN=$(scripts/pgo.sh plain 2> "$OUT/plain.log" | tail -1) || { cat "$OUT/plain.log"; exit 1; }
 fi
 PY=$OUT/venv/bin/python
 "$PY" -c 'import duckdb' 2>/dev/null || scripts/pyvenv.sh "$OUT/venv" scripts/bench-requirements.txt
@@ -68,8 +71,8 @@ run_lakehose() { # label, binary, run number: one run, checked to have written e
   [ "$written" = "$COUNT" ] || { echo "$1 wrote $written rows, expected $COUNT"; exit 1; }
 }
 for i in $(seq 1 "$RUNS"); do
-  [ -z "$PGO_BIN" ] || run_lakehose lakehose-pgo "$PGO_BIN" "$i"
   run_lakehose lakehose "$BIN" "$i"
+  [ -z "$PLAIN_BIN" ] || run_lakehose lakehose-plain "$PLAIN_BIN" "$i"
   measure duckdb "$PY" "$SHARED/anchor_duckdb.py" "$IN" "$RUNS_DIR/duck-$i" 2 | tee -a "$results"
 done
 
@@ -77,7 +80,7 @@ python3 - "$results" "$COUNT" "$SIZE" "$CAP" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 n, size, cap = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-labels = [l for l in ("lakehose-pgo", "lakehose", "duckdb") if any(r[0] == l for r in rows)]
+labels = [l for l in ("lakehose", "lakehose-plain", "duckdb") if any(r[0] == l for r in rows)]
 def med(label, i): return st.median(float(r[i]) for r in rows if r[0] == label)
 print(f"\nmedians of {sum(r[0] == 'duckdb' for r in rows)} runs each")
 print(f"{'':14}{'wall s':>8}{'records/s':>12}{'MB/s':>8}{'peak RSS MiB':>14}")
