@@ -6,6 +6,7 @@
 //! [`source`] -> [`transform`] -> [`partition`] -> [`buffer`] -> [`encode`]
 //! -> [`sink`] -> [`catalog`] -> [`checkpoint`], driven by [`pipeline`].
 
+pub mod allocator;
 pub mod aws;
 pub mod buffer;
 pub mod catalog;

@@ -30,7 +30,7 @@ use lakehose::summary::Summary;
 use lakehose::transform::{Routing, Transformer};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: lakehose::allocator::Allocator = lakehose::allocator::Allocator;
 
 /// mimalloc's `purge_delay` option: its place in `mi_option_e`, the same in
 /// the v2 and v3 sources the crate builds.
