@@ -72,7 +72,9 @@ plain() {
 }
 
 record() {
-  local events=${PGO_EVENTS:-200000} work=$T/pgo host profdata gen
+  local work=$T/pgo host profdata gen
+  # The training events; profile.env repeats them for whoever reads it.
+  local train=(--count "${PGO_EVENTS:-200000}" --bad 0.03 --dup 0.01 --seed 11)
   # llvm-profdata must match rustc's LLVM: rustup's llvm-tools has it.
   host=$(rustc -vV | sed -n 's/^host: //p')
   profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
@@ -90,7 +92,7 @@ record() {
   gen=$T/pgo-gen/release/lakehose
   rm -rf "$work/raw" "$work/lake"
   mkdir -p "$work"
-  "$gen" gen taxi --count "$events" --bad 0.03 --dup 0.01 --seed 11 -o "$work/train.ndjson" >&2
+  "$gen" gen taxi "${train[@]}" -o "$work/train.ndjson" >&2
   LAKEHOSE_MASK_KEY=pgo-training "$gen" run --input "$work/train.ndjson" --lake "$work/lake" \
     --schemas schemas -q >&2
   # Sparse: only functions that ran. About 1 MB instead of 50 (every
@@ -103,8 +105,7 @@ record() {
 LLVM_MAJOR=$(llvm_major)
 # The source it was recorded from (scripts/pgo.sh source_digest).
 SOURCE_DIGEST=$(source_digest)
-# Training: lakehose gen taxi --count $events --bad 0.03 --dup 0.01 --seed 11
-EVENTS=$events
+# Training: lakehose gen taxi ${train[*]}
 EOF
   echo "pgo: recorded $PROFILE ($(stat -c %s "$PROFILE") bytes) and $META" >&2
 }

@@ -13,6 +13,7 @@
 //! are populated for writing in one call (`MADV_POPULATE_WRITE`), so the
 //! copy reads real pages: the samples fell to 1.1%.
 
+use crate::pages::{page_size, whole_pages};
 use std::alloc::{GlobalAlloc, Layout};
 
 /// mimalloc, populating a large block's pages before it grows.
@@ -22,8 +23,6 @@ pub struct Allocator;
 /// call would cost more than the few page faults it saves (16, 64 and
 /// 256 KiB measured: 64 was the fastest).
 const POPULATE_MIN: usize = 64 << 10;
-
-const PAGE: usize = 4096;
 
 // SAFETY: every call goes to mimalloc with the caller's arguments
 // unchanged; the only addition (`populate`) changes no memory's contents.
@@ -55,11 +54,12 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-/// Populate the whole pages inside `[start, start + len)` for writing.
-/// Best effort: a kernel without `MADV_POPULATE_WRITE` (before 5.14)
-/// refuses it and the copy faults the pages in as before.
+/// Populate the whole pages inside `[start, start + len)` for writing (the
+/// pages at either end may be shared with other blocks). Best effort: a
+/// kernel without `MADV_POPULATE_WRITE` (before 5.14) refuses it and the
+/// copy faults the pages in as before.
 fn populate(start: usize, len: usize) {
-    let (a, b) = page_interior(start, len);
+    let (a, b) = whole_pages(start, start + len, page_size());
     if b > a {
         #[cfg(target_os = "linux")]
         // SAFETY: the range lies inside one live heap block, so it is
@@ -70,32 +70,9 @@ fn populate(start: usize, len: usize) {
     }
 }
 
-/// The whole pages inside `[start, start + len)`, as `[a, b)`: the pages
-/// at either end may be shared with other blocks, and populating them
-/// would touch memory this block does not own (harmless, but not ours).
-fn page_interior(start: usize, len: usize) -> (usize, usize) {
-    let a = start.next_multiple_of(PAGE);
-    let b = (start + len) / PAGE * PAGE;
-    (a, b.max(a))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_interior_keeps_whole_pages_only() {
-        for (start, len, want) in [
-            (0, 0, (0, 0)),
-            (0, PAGE, (0, PAGE)),
-            (1, PAGE, (PAGE, PAGE)),
-            (100, 3 * PAGE, (PAGE, 3 * PAGE)),
-            (PAGE, 2 * PAGE + 5, (PAGE, 3 * PAGE)),
-            (PAGE - 1, 2, (PAGE, PAGE)),
-        ] {
-            assert_eq!(page_interior(start, len), want, "start {start} len {len}");
-        }
-    }
 
     /// Growing keeps what was written, whether the block was written
     /// wholly, in part or not at all, below and above the populate size.

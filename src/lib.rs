@@ -16,6 +16,7 @@ pub mod encode;
 pub mod error;
 pub mod failpoint;
 pub mod gen;
+pub mod pages;
 pub mod partition;
 pub mod pipeline;
 pub mod prefetch;

@@ -10,6 +10,7 @@
 //! crash without a word. Bytes changed in place while mapped are read as
 //! they are then, as `read` would have read them.
 
+use crate::pages::{page_size, whole_pages};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
@@ -67,9 +68,7 @@ impl Mapping {
     /// Give advice on the whole pages within `start..end` (pages shared
     /// with the neighbouring ranges are left alone).
     fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
-        let page = page_size();
-        let first = start.div_ceil(page) * page;
-        let last = (end.min(self.len) / page) * page;
+        let (first, last) = whole_pages(start, end.min(self.len), page_size());
         if last > first {
             // SAFETY: `first..last` lies within the mapping; advice neither
             // unmaps nor changes what the bytes read as (see `MappedRange`'s
@@ -88,12 +87,6 @@ impl Drop for Mapping {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(p).unwrap_or(4096).max(1)
 }
 
 /// The bytes of one chunk within a [`Mapping`].
