@@ -13,7 +13,7 @@
 //! are populated for writing in one call (`MADV_POPULATE_WRITE`), so the
 //! copy reads real pages: the samples fell to 1.1%.
 
-use crate::pages::{page_size, whole_pages};
+use crate::pages::populate_for_writing;
 use std::alloc::{GlobalAlloc, Layout};
 
 /// mimalloc, populating a large block's pages before it grows.
@@ -25,7 +25,7 @@ pub struct Allocator;
 const POPULATE_MIN: usize = 64 << 10;
 
 // SAFETY: every call goes to mimalloc with the caller's arguments
-// unchanged; the only addition (`populate`) changes no memory's contents.
+// unchanged; the only addition (populating pages) changes no memory's contents.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
@@ -47,26 +47,10 @@ unsafe impl GlobalAlloc for Allocator {
             // SAFETY: `ptr` is a live mimalloc block (the caller's contract).
             let usable = unsafe { libmimalloc_sys::mi_usable_size(ptr.cast()) };
             // mimalloc copies the block's usable size, not the layout's.
-            populate(ptr as usize, usable);
+            populate_for_writing(ptr as usize, usable);
         }
         // SAFETY: the caller's contract, passed on.
         unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-    }
-}
-
-/// Populate the whole pages inside `[start, start + len)` for writing (the
-/// pages at either end may be shared with other blocks). Best effort: a
-/// kernel without `MADV_POPULATE_WRITE` (before 5.14) refuses it and the
-/// copy faults the pages in as before.
-fn populate(start: usize, len: usize) {
-    let (a, b) = whole_pages(start, start + len, page_size());
-    if b > a {
-        #[cfg(target_os = "linux")]
-        // SAFETY: the range lies inside one live heap block, so it is
-        // mapped; populating pages does not change what they hold.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_POPULATE_WRITE);
-        }
     }
 }
 

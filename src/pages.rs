@@ -1,6 +1,7 @@
-//! Memory pages: their size, and the whole pages within a range, for the
-//! `madvise` calls of the file mapping and the allocator (a page shared
-//! with a neighbouring range is left alone).
+//! Memory pages: their size, the whole pages within a range, and
+//! populating them, for the `madvise` calls of the file mapping, the
+//! allocator and the duplicate window (a page shared with a neighbouring
+//! range is left alone).
 
 /// The system's page size.
 pub fn page_size() -> usize {
@@ -13,6 +14,25 @@ pub fn page_size() -> usize {
 /// (empty, `last <= first`, when there are none).
 pub fn whole_pages(start: usize, end: usize, page: usize) -> (usize, usize) {
     (start.div_ceil(page) * page, end / page * page)
+}
+
+/// Populate the whole pages inside `[start, start + len)` for writing, in
+/// one call: the kernel gives them real memory now instead of one page
+/// fault at a time later, and memory that is read before it is written
+/// is not first mapped to the shared zero page (whose later copy-on-write
+/// flushes every core's TLB). The pages keep what they hold. Best effort:
+/// a kernel without `MADV_POPULATE_WRITE` (before 5.14) refuses it, and
+/// the pages fault in as before.
+pub fn populate_for_writing(start: usize, len: usize) {
+    let (a, b) = whole_pages(start, start.saturating_add(len), page_size());
+    if b > a {
+        #[cfg(target_os = "linux")]
+        // SAFETY: populating changes no memory's contents; a range that is
+        // not (or no longer) mapped makes the call fail, nothing more.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_POPULATE_WRITE);
+        }
+    }
 }
 
 #[cfg(test)]
