@@ -68,10 +68,9 @@ const LARGE_CAP_PURGE_DELAY_MS: std::ffi::c_long = 2000;
 /// to 10% more time; at 100 ms under 512 MiB, about 20 MiB. From 512 MiB
 /// the bound has room for a longer delay (2 s: see
 /// [`LARGE_CAP_PURGE_DELAY_MS`]), and 100 ms would cost 8% of throughput.
-/// The short delay is set before the
-/// run allocates anything much: mimalloc purges an arena once its first
-/// pending purge is due, so memory freed under a long delay holds back
-/// what is freed after it. A `MIMALLOC_PURGE_DELAY` set by the user is
+/// The short delay is set before the run allocates anything much:
+/// mimalloc purges an arena once its first pending purge is due, so
+/// memory freed under a long delay holds back what is freed after it. A `MIMALLOC_PURGE_DELAY` set by the user is
 /// left alone.
 struct AllocatorPurge {
     /// mimalloc's default delay; None: the user set one.

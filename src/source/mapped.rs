@@ -10,7 +10,6 @@
 //! crash without a word. Bytes changed in place while mapped are read as
 //! they are then, as `read` would have read them.
 
-use crate::pages::{page_size, whole_pages};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
@@ -68,14 +67,12 @@ impl Mapping {
     /// Give advice on the whole pages within `start..end` (pages shared
     /// with the neighbouring ranges are left alone).
     fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
-        let (first, last) = whole_pages(start, end.min(self.len), page_size());
-        if last > first {
-            // SAFETY: `first..last` lies within the mapping; advice neither
-            // unmaps nor changes what the bytes read as (see `MappedRange`'s
-            // `drop`).
-            unsafe {
-                libc::madvise(self.ptr.as_ptr().add(first).cast(), last - first, advice);
-            }
+        let base = self.ptr.as_ptr() as usize;
+        // SAFETY: the range lies within the mapping (`end` is clamped to
+        // it); advice neither unmaps nor changes what the bytes read as
+        // (see `MappedRange`'s `drop`).
+        unsafe {
+            crate::pages::advise(base + start.min(self.len), base + end.min(self.len), advice)
         }
     }
 }
@@ -125,6 +122,7 @@ impl std::fmt::Debug for MappedRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pages::page_size;
 
     #[test]
     fn ranges_read_the_file_and_survive_release() {

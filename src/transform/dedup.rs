@@ -140,8 +140,6 @@ struct DigestSet {
 
 /// Tables from this size have their pages populated in the background.
 const POPULATE_MIN_BYTES: usize = 1 << 20;
-/// How much of the table one populating call takes.
-const POPULATE_STEP_BYTES: usize = 256 << 10;
 
 impl DigestSet {
     /// Room for `n` digests without growing: at least twice as many slots.
@@ -162,15 +160,7 @@ impl DigestSet {
                 let start = slots.as_ptr() as usize;
                 std::thread::Builder::new()
                     .name("lakehose-window".into())
-                    .spawn(move || {
-                        // In steps: the call holds the process's memory map
-                        // lock, and one call over the whole table kept the
-                        // other threads from mapping memory meanwhile.
-                        for at in (0..bytes).step_by(POPULATE_STEP_BYTES) {
-                            let len = POPULATE_STEP_BYTES.min(bytes - at);
-                            crate::pages::populate_for_writing(start + at, len);
-                        }
-                    })
+                    .spawn(move || crate::pages::populate_for_writing(start, bytes))
                     .ok()
             })
             .flatten();
